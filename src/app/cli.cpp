@@ -1,0 +1,211 @@
+// cli.cpp: option tables and validation of the `infllm` subcommands (see cli.hpp).
+#include "app/cli.hpp"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "core/errors.hpp"
+
+namespace po = boost::program_options;
+
+namespace infllm::app {
+
+const std::vector<SubcommandInfo>& subcommands() {
+  static const std::vector<SubcommandInfo> kCommands = {
+      {"generate", "batch generation for every document of an input (under mpiexec -n N)"},
+      {"make-model", "write a Llama-architecture model with deterministic random weights"},
+      {"inspect", "describe a model directory or GGUF file, an input or an output file"},
+      {"bench", "run a benchmark of docs/benchmarks.md and print its table"},
+      {"simulate", "the cluster simulator: core logic driven by a cost model"},
+  };
+  return kCommands;
+}
+
+std::string top_level_help() {
+  std::ostringstream os;
+  os << "infllm " << INFLLM_VERSION
+     << ": batch generation over very long documents with a distributed KV cache\n\n"
+        "usage: infllm <command> [options]     (infllm <command> --help for its options)\n"
+        "       mpiexec -n N infllm generate --model PATH --input FILE --output FILE\n\n"
+        "commands:\n";
+  for (const auto& c : subcommands()) {
+    os << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ') << c.summary << "\n";
+  }
+  os << "\nexit codes: 0 all done, 1 some request not done, 2 bad usage or input,\n"
+        "            3 internal or MPI failure, 4 stopped by a signal (resumable)\n";
+  return os.str();
+}
+
+namespace {
+
+// Boost's messages name options as "--name"; keep the option name for UsageError.
+[[noreturn]] void rethrow_as_usage(const po::error& e) {
+  if (const auto* opt = dynamic_cast<const po::error_with_option_name*>(&e)) {
+    std::string name = opt->get_option_name();
+    while (!name.empty() && name.front() == '-') name.erase(0, 1);
+    throw UsageError(name, e.what());
+  }
+  throw UsageError("?", e.what());
+}
+
+std::string help_text(const std::string& usage, const po::options_description& desc) {
+  std::ostringstream os;
+  os << "usage: " << usage << "\n\n" << desc;
+  return os.str();
+}
+
+template <typename T>
+void require_range(const char* name, T value, T lo, T hi) {
+  if (value < lo || value > hi) {
+    std::ostringstream os;
+    os << "value " << value << " out of range [" << lo << ", " << hi << "]";
+    throw UsageError(name, os.str());
+  }
+}
+
+po::variables_map parse(const std::vector<std::string>& args, const po::options_description& desc,
+                        const po::positional_options_description* positional = nullptr) {
+  po::variables_map vm;
+  try {
+    auto parser = po::command_line_parser(args).options(desc);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("config") && !vm["config"].as<std::string>().empty()) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw UsageError("config", path + ": cannot open config file");
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    if (!vm.count("help")) po::notify(vm);
+  } catch (const po::error& e) {
+    rethrow_as_usage(e);
+  }
+  return vm;
+}
+
+KvPolicy parse_kv_policy(const std::string& v) {
+  if (v == "pooled") return KvPolicy::kPooled;
+  if (v == "local") return KvPolicy::kLocal;
+  throw UsageError("kv-policy", "'" + v + "' is not one of pooled, local");
+}
+
+RemoteAttention parse_remote_attention(const std::string& v) {
+  if (v == "push-query") return RemoteAttention::kPushQuery;
+  if (v == "pull-kv") return RemoteAttention::kPullKv;
+  if (v == "auto") return RemoteAttention::kAuto;
+  throw UsageError("remote-attention", "'" + v + "' is not one of push-query, pull-kv, auto");
+}
+
+bool parse_on_off(const char* name, const std::string& v) {
+  if (v == "on") return true;
+  if (v == "off") return false;
+  throw UsageError(name, "'" + v + "' is not one of on, off");
+}
+
+}  // namespace
+
+Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
+  Parsed<GenerateConfig> out;
+  GenerateConfig& c = out.config;
+  std::string kv_policy = "pooled", remote = "auto", dgfm = "on";
+  po::options_description job("job");
+  job.add_options()
+      ("help,h", "show this help")
+      ("config", po::value<std::string>()->default_value(""), "read options from this file (key = value lines)")
+      ("model", po::value(&c.model)->required(), "model: Hugging Face directory or .gguf file")
+      ("input", po::value(&c.input)->required(), "input documents: .jsonl or .h5/.hdf5")
+      ("output", po::value(&c.output)->required(), "output results: .jsonl or .h5/.hdf5")
+      ("resume", po::bool_switch(&c.resume), "continue an interrupted run's output")
+      ("overwrite", po::bool_switch(&c.overwrite), "replace an existing output")
+      ("metrics", po::value(&c.metrics)->default_value(""), "write a JSON summary of the run here")
+      ("quiet", po::bool_switch(&c.quiet), "no progress lines");
+  po::options_description sampling("sampling and stopping");
+  sampling.add_options()
+      ("max-new-tokens", po::value(&c.max_new_tokens)->default_value(c.max_new_tokens), "tokens to generate per request")
+      ("min-new-tokens", po::value(&c.min_new_tokens)->default_value(c.min_new_tokens), "no stop before this many")
+      ("ignore-eos", po::bool_switch(&c.ignore_eos), "do not stop at end-of-sequence tokens")
+      ("stop", po::value(&c.stop)->composing(), "stop string (repeatable)")
+      ("temperature", po::value(&c.temperature)->default_value(c.temperature), "0 = greedy")
+      ("top-p", po::value(&c.top_p)->default_value(c.top_p), "nucleus sampling mass")
+      ("top-k", po::value(&c.top_k)->default_value(c.top_k), "0 = off")
+      ("min-p", po::value(&c.min_p)->default_value(c.min_p), "minimum probability relative to the top token")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "sampling seed (per request: seed, id, position)")
+      ("logprobs", po::value(&c.logprobs)->default_value(c.logprobs), "record the top-N log-probabilities");
+  po::options_description kv("KV cache and batching");
+  kv.add_options()
+      ("threads", po::value(&c.threads)->default_value(c.threads), "threads per rank (0 = node cores / ranks on node)")
+      ("kv-pool-mb", po::value(&c.kv_pool_mb)->default_value(c.kv_pool_mb), "rBlock pool per rank in MiB, fractional allowed (0 = automatic)")
+      ("block-tokens", po::value(&c.block_tokens)->default_value(c.block_tokens), "tokens per rBlock")
+      ("max-lend-fraction", po::value(&c.max_lend_fraction)->default_value(c.max_lend_fraction), "most of a pool lent to other ranks")
+      ("max-batch-tokens", po::value(&c.max_batch_tokens)->default_value(c.max_batch_tokens), "token budget of one step per rank")
+      ("max-num-seqs", po::value(&c.max_num_seqs)->default_value(c.max_num_seqs), "running requests per rank")
+      ("kv-policy", po::value(&kv_policy)->default_value(kv_policy), "pooled | local")
+      ("remote-attention", po::value(&remote)->default_value(remote), "push-query | pull-kv | auto")
+      ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps");
+  po::options_description all;
+  all.add(job).add(sampling).add(kv);
+
+  const auto vm = parse(args, all);
+  if (vm.count("help")) {
+    out.help = help_text("infllm generate --model PATH --input FILE --output FILE [options]", all);
+    return out;
+  }
+  c.kv_policy = parse_kv_policy(kv_policy);
+  c.remote_attention = parse_remote_attention(remote);
+  c.dgfm = parse_on_off("dgfm", dgfm);
+  require_range("max-new-tokens", c.max_new_tokens, 0, 1 << 24);
+  require_range("min-new-tokens", c.min_new_tokens, 0, c.max_new_tokens);
+  require_range("temperature", c.temperature, 0.0, 100.0);
+  require_range("top-p", c.top_p, 0.0, 1.0);
+  if (c.top_p == 0.0) throw UsageError("top-p", "must be greater than 0");
+  require_range("top-k", c.top_k, 0, 1 << 24);
+  require_range("min-p", c.min_p, 0.0, 1.0);
+  require_range("logprobs", c.logprobs, 0, 20);
+  require_range("threads", c.threads, 0, 4096);
+  require_range("kv-pool-mb", c.kv_pool_mb, 0.0, 1e9);
+  require_range("block-tokens", c.block_tokens, 1, 65536);
+  require_range("max-lend-fraction", c.max_lend_fraction, 0.0, 1.0);
+  require_range("max-batch-tokens", c.max_batch_tokens, 1, 1 << 24);
+  require_range("max-num-seqs", c.max_num_seqs, 1, 1 << 20);
+  if (c.resume && c.overwrite) throw UsageError("resume", "cannot be combined with --overwrite");
+  return out;
+}
+
+std::optional<std::string> parse_help_only(const std::string& subcommand,
+                                           const std::vector<std::string>& args) {
+  po::options_description desc(subcommand);
+  po::positional_options_description positional;
+  std::string usage = "infllm " + subcommand;
+  desc.add_options()("help,h", "show this help");
+  if (subcommand == "make-model") {
+    desc.add_options()
+        ("preset", po::value<std::string>()->default_value("micro"), "model shape: micro ... 1b")
+        ("out", po::value<std::string>(), "output directory (Hugging Face layout)")
+        ("seed", po::value<unsigned long long>()->default_value(0), "weight seed")
+        ("dtype", po::value<std::string>()->default_value("f32"), "f32 | f16 | bf16");
+    usage += " --preset NAME --out DIR [--seed S] [--dtype f32|f16|bf16]";
+  } else if (subcommand == "inspect") {
+    desc.add_options()("file", po::value<std::string>(), "model directory, GGUF, input or output file");
+    positional.add("file", 1);
+    usage += " FILE";
+  } else if (subcommand == "bench") {
+    desc.add_options()
+        ("name", po::value<std::string>(), "benchmark name")
+        ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)");
+    positional.add("name", 1);
+    usage += " NAME [--full]";
+  } else if (subcommand == "simulate") {
+    desc.add_options()
+        ("instances", po::value<int>(), "simulated instances")
+        ("workload", po::value<std::string>(), "workload file");
+    usage += " --instances N --workload FILE";
+  } else {
+    throw UsageError(subcommand, "unknown subcommand");
+  }
+  const auto vm = parse(args, desc, &positional);
+  if (vm.count("help")) return help_text(usage, desc);
+  return std::nullopt;
+}
+
+}  // namespace infllm::app

@@ -1,0 +1,74 @@
+// cli.hpp: the `infllm` command line as pure functions from arguments to validated configs.
+//
+// STYLE.md habit 11: parsing is separate from running so it can be unit-tested; every option
+// has a default shown in --help; an out-of-range value is a UsageError naming the option.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace infllm::app {
+
+// The subcommands of docs/design.md, in --help order.
+struct SubcommandInfo {
+  const char* name;
+  const char* summary;
+};
+const std::vector<SubcommandInfo>& subcommands();
+
+// Top-level usage text (`infllm --help`).
+std::string top_level_help();
+
+enum class KvPolicy { kPooled, kLocal };
+enum class RemoteAttention { kPushQuery, kPullKv, kAuto };
+
+struct GenerateConfig {
+  std::string model;
+  std::string input;
+  std::string output;
+  // Sampling and stopping.
+  int max_new_tokens = 256;
+  int min_new_tokens = 0;
+  bool ignore_eos = false;
+  std::vector<std::string> stop;
+  double temperature = 0.0;  // 0 = greedy
+  double top_p = 1.0;
+  int top_k = 0;  // 0 = off
+  double min_p = 0.0;
+  unsigned long long seed = 0;
+  int logprobs = 0;
+  // Resources.
+  int threads = 0;  // 0 = node cores / ranks on the node
+  double kv_pool_mb = 0.0;  // 0 = automatic
+  int block_tokens = 16;
+  double max_lend_fraction = 0.5;
+  int max_batch_tokens = 512;
+  int max_num_seqs = 16;
+  KvPolicy kv_policy = KvPolicy::kPooled;
+  RemoteAttention remote_attention = RemoteAttention::kAuto;
+  bool dgfm = true;
+  // The job.
+  bool resume = false;
+  bool overwrite = false;
+  std::string metrics;
+  bool quiet = false;
+};
+
+// Result of parsing one subcommand's arguments: either a help text to print or a config.
+template <typename Config>
+struct Parsed {
+  std::optional<std::string> help;
+  Config config;
+};
+
+// `args` are the arguments after the subcommand name. Throws UsageError on any problem
+// (unknown option, bad value, missing required option, out-of-range value, bad --config file).
+Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args);
+
+// Subcommands whose engine is not built yet still parse --help; this returns their help text,
+// or nullopt when --help was not asked for. Throws UsageError on unknown options.
+std::optional<std::string> parse_help_only(const std::string& subcommand,
+                                           const std::vector<std::string>& args);
+
+}  // namespace infllm::app

@@ -1,0 +1,78 @@
+// main.cpp: the `infllm` executable: picks the subcommand, maps exceptions to exit codes.
+//
+// Exit codes (docs/design.md): 0 all done, 1 some request not done, 2 bad usage or input,
+// 3 internal or MPI failure, 4 stopped by a signal.
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/bench.hpp"
+#include "app/cli.hpp"
+#include "core/errors.hpp"
+
+namespace {
+
+using infllm::ExitCode;
+
+int code(ExitCode c) { return static_cast<int>(c); }
+
+int not_built(const std::string& command) {
+  std::cerr << "infllm " << command << ": not built yet in infllm " << INFLLM_VERSION
+            << " (see docs/design.md for what it will do)\n";
+  return code(ExitCode::kBadInput);
+}
+
+int run(const std::string& command, const std::vector<std::string>& args, int argc, char** argv) {
+  if (command == "generate") {
+    auto parsed = infllm::app::parse_generate(args);
+    if (parsed.help) {
+      std::cout << *parsed.help;
+      return 0;
+    }
+    return not_built(command);
+  }
+  if (command == "bench") return infllm::app::run_bench(args, argc, argv);
+  if (auto help = infllm::app::parse_help_only(command, args)) {
+    std::cout << *help;
+    return 0;
+  }
+  return not_built(command);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << infllm::app::top_level_help();
+    return code(ExitCode::kBadInput);
+  }
+  const std::string command = argv[1];
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << infllm::app::top_level_help();
+    return 0;
+  }
+  if (command == "--version") {
+    std::cout << "infllm " << INFLLM_VERSION << "\n";
+    return 0;
+  }
+  bool known = false;
+  for (const auto& c : infllm::app::subcommands()) known = known || command == c.name;
+  if (!known) {
+    std::cerr << "infllm: unknown command '" << command << "' (infllm --help lists them)\n";
+    return code(ExitCode::kBadInput);
+  }
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    return run(command, args, argc, argv);
+  } catch (const infllm::UsageError& e) {
+    std::cerr << "infllm " << command << ": " << e.what() << "\n";
+    return code(ExitCode::kBadInput);
+  } catch (const infllm::InputError& e) {
+    std::cerr << "infllm " << command << ": " << e.what() << "\n";
+    return code(ExitCode::kBadInput);
+  } catch (const std::exception& e) {
+    std::cerr << "infllm " << command << ": internal error: " << e.what() << "\n";
+    return code(ExitCode::kInternal);
+  }
+}

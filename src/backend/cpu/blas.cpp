@@ -1,0 +1,16 @@
+// blas.cpp: see blas.hpp.
+#include "backend/cpu/blas.hpp"
+
+#include <cblas.h>
+
+namespace infllm::cpu {
+
+void matmul_wt(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
+               std::size_t k, float beta) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(k), beta, y,
+              static_cast<int>(n));
+}
+
+}  // namespace infllm::cpu

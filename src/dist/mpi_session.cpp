@@ -1,0 +1,50 @@
+// mpi_session.cpp: see mpi_session.hpp.
+#include "dist/mpi_session.hpp"
+
+#include <cstdlib>
+#include <regex>
+
+#include "dist/mpi_check.hpp"
+
+namespace infllm::dist {
+
+std::string osc_components_for(const std::string& library_version) {
+  // NOTE: Open MPI 4.x: osc/rdma segfaults in flush with MPI_Win_allocate + lock_all (upstream
+  // open-mpi/ompi #7967, #11349; reproduced here, docs/building.md). osc/sm serves one node,
+  // osc/pt2pt any number of nodes. Open MPI 5 has no pt2pt; its default is left alone there.
+  static const std::regex kOpenMpi(R"(Open MPI v(\d+)\.)");
+  std::smatch m;
+  if (!std::regex_search(library_version, m, kOpenMpi)) return "";
+  return std::stoi(m[1]) == 4 ? "sm,pt2pt" : "";
+}
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  if (const char* user = std::getenv("OMPI_MCA_osc"); user != nullptr) {
+    osc_ = user;
+  } else {
+    char version[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    int len = 0;
+    MPI_Get_library_version(version, &len);  // allowed before MPI_Init
+    osc_ = osc_components_for(version);
+    if (!osc_.empty()) setenv("OMPI_MCA_osc", osc_.c_str(), 0);
+  }
+  int provided = 0;
+  INFLLM_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  INFLLM_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  INFLLM_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  INFLLM_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  MPI_Comm node = MPI_COMM_NULL;
+  INFLLM_MPI_CHECK(
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  INFLLM_MPI_CHECK(MPI_Comm_rank(node, &node_rank_));
+  INFLLM_MPI_CHECK(MPI_Comm_size(node, &node_size_));
+  INFLLM_MPI_CHECK(MPI_Comm_free(&node));
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+}  // namespace infllm::dist

@@ -1,0 +1,127 @@
+// cli_test.cpp: the `infllm` command line, parsed as a pure function and run as a process.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "app/cli.hpp"
+#include "core/errors.hpp"
+
+namespace infllm::app {
+namespace {
+
+const std::vector<std::string> kRequired = {"--model", "m", "--input", "in.jsonl", "--output",
+                                            "out.jsonl"};
+
+std::vector<std::string> with_required(std::vector<std::string> extra) {
+  std::vector<std::string> args = kRequired;
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// The option a UsageError names, or "" when parsing succeeded.
+std::string rejected_option(const std::vector<std::string>& args) {
+  try {
+    parse_generate(args);
+  } catch (const UsageError& e) {
+    return e.option();
+  }
+  return "";
+}
+
+TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
+  const auto p = parse_generate(kRequired);
+  ASSERT_FALSE(p.help);
+  EXPECT_EQ(p.config.model, "m");
+  EXPECT_EQ(p.config.temperature, 0.0);
+  EXPECT_EQ(p.config.kv_policy, KvPolicy::kPooled);
+  EXPECT_EQ(p.config.remote_attention, RemoteAttention::kAuto);
+  EXPECT_TRUE(p.config.dgfm);
+}
+
+TEST(ParseGenerate, ReadsEveryKindOfValue) {
+  const auto c = parse_generate(with_required({"--kv-pool-mb", "0.25", "--kv-policy", "local",
+                                               "--remote-attention", "pull-kv", "--dgfm", "off",
+                                               "--stop", "END", "--stop", "\n\n", "--resume"}))
+                     .config;
+  EXPECT_DOUBLE_EQ(c.kv_pool_mb, 0.25);
+  EXPECT_EQ(c.kv_policy, KvPolicy::kLocal);
+  EXPECT_EQ(c.remote_attention, RemoteAttention::kPullKv);
+  EXPECT_FALSE(c.dgfm);
+  EXPECT_EQ(c.stop.size(), 2u);
+  EXPECT_TRUE(c.resume);
+}
+
+TEST(ParseGenerate, HelpNeedsNoRequiredOption) {
+  const auto p = parse_generate({"--help"});
+  ASSERT_TRUE(p.help);
+  EXPECT_NE(p.help->find("--kv-pool-mb"), std::string::npos);
+  EXPECT_NE(p.help->find("--remote-attention"), std::string::npos);
+}
+
+TEST(ParseGenerate, ErrorsNameTheOption) {
+  EXPECT_EQ(rejected_option({"--input", "a", "--output", "b"}), "model");
+  EXPECT_EQ(rejected_option(with_required({"--top-p", "1.5"})), "top-p");
+  EXPECT_EQ(rejected_option(with_required({"--block-tokens", "0"})), "block-tokens");
+  EXPECT_EQ(rejected_option(with_required({"--threads", "many"})), "threads");
+  EXPECT_EQ(rejected_option(with_required({"--kv-policy", "shared"})), "kv-policy");
+  EXPECT_EQ(rejected_option(with_required({"--dgfm", "yes"})), "dgfm");
+  EXPECT_EQ(rejected_option(with_required({"--no-such-option", "1"})), "no-such-option");
+  EXPECT_EQ(rejected_option(with_required({"--resume", "--overwrite"})), "resume");
+  EXPECT_EQ(rejected_option(with_required({"--min-new-tokens", "9", "--max-new-tokens", "8"})),
+            "min-new-tokens");
+}
+
+TEST(ParseGenerate, ConfigFileSuppliesOptions) {
+  const auto path = std::filesystem::temp_directory_path() / "infllm_cli_test.cfg";
+  std::ofstream(path) << "model = /models/x\ninput = a.jsonl\noutput = b.jsonl\nblock-tokens = 32\n";
+  const auto c = parse_generate({"--config", path.string()}).config;
+  EXPECT_EQ(c.model, "/models/x");
+  EXPECT_EQ(c.block_tokens, 32);
+  EXPECT_EQ(rejected_option({"--config", "/nonexistent.cfg"}), "config");
+}
+
+TEST(ParseHelpOnly, EverySubcommandHasHelp) {
+  for (const auto& c : subcommands()) {
+    if (std::string(c.name) == "generate") continue;
+    const auto help = parse_help_only(c.name, {"--help"});
+    ASSERT_TRUE(help) << c.name;
+    EXPECT_NE(help->find(std::string("infllm ") + c.name), std::string::npos);
+  }
+}
+
+// Runs the built executable; returns (exit code, stdout+stderr).
+std::pair<int, std::string> run_infllm(const std::string& args) {
+  const std::string cmd = std::string(INFLLM_BINARY_DIR) + "/src/app/infllm " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(InfllmExecutable, HelpListsTheSubcommands) {
+  const auto [code, out] = run_infllm("--help");
+  EXPECT_EQ(code, 0);
+  for (const auto& c : subcommands()) EXPECT_NE(out.find(c.name), std::string::npos) << c.name;
+}
+
+TEST(InfllmExecutable, BadOptionExitsTwoNamingIt) {
+  const auto [code, out] = run_infllm("generate --model m --input i.jsonl --output o.jsonl --top-k -1");
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("--top-k"), std::string::npos) << out;
+}
+
+TEST(InfllmExecutable, UnknownCommandExitsTwo) {
+  const auto [code, out] = run_infllm("frobnicate");
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("frobnicate"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace infllm::app
