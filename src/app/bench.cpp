@@ -2,24 +2,40 @@
 #include "app/bench.hpp"
 
 #include <iostream>
+#include <map>
 
 #include "app/cli.hpp"
 #include "core/errors.hpp"
 
 namespace infllm::app {
 
+namespace {
+// Function-local so registrations from other translation units never see it uninitialized.
+std::map<std::string, BenchFn>& registry() {
+  static std::map<std::string, BenchFn> fns;
+  return fns;
+}
+}  // namespace
+
 const std::vector<BenchInfo>& benchmarks() {
-  // NOTE: the names are docs/benchmarks.md's sections; each issue that builds one fills `run`.
+  // NOTE: the names are docs/benchmarks.md's sections.
   static const std::vector<BenchInfo> kBenchmarks = {
-      {"attention", "micro-attention GB/s vs the machine's read bandwidth; merge cost", nullptr},
-      {"forward", "prefill and decode tokens/s vs sgemm FLOP rate and bandwidth", nullptr},
-      {"core", "gManager decisions/s and DGFM planning time per boundary", nullptr},
-      {"capacity", "longest document served, pooled vs local, 2..8 ranks", nullptr},
-      {"mixed", "throughput of a mixed workload, pooled vs local", nullptr},
-      {"remote-attention", "decode step time, push-query vs pull-KV vs all-local", nullptr},
-      {"rma", "rBlock move bandwidth vs raw MPI_Put bandwidth", nullptr},
+      {"attention", "micro-attention GB/s vs the machine's read bandwidth; merge cost"},
+      {"forward", "prefill and decode tokens/s vs sgemm FLOP rate and bandwidth"},
+      {"core", "gManager decisions/s and DGFM planning time per boundary"},
+      {"capacity", "longest document served, pooled vs local, 2..8 ranks"},
+      {"mixed", "throughput of a mixed workload, pooled vs local"},
+      {"remote-attention", "decode step time, push-query vs pull-KV vs all-local"},
+      {"rma", "rBlock move bandwidth vs raw MPI_Put bandwidth"},
   };
   return kBenchmarks;
+}
+
+BenchRegistration::BenchRegistration(const char* name, BenchFn fn) { registry()[name] = fn; }
+
+BenchFn find_bench(const std::string& name) {
+  const auto it = registry().find(name);
+  return it == registry().end() ? nullptr : it->second;
 }
 
 int run_bench(const std::vector<std::string>& args, int argc, char** argv) {
@@ -27,7 +43,7 @@ int run_bench(const std::vector<std::string>& args, int argc, char** argv) {
     std::cout << *help << "\nbenchmarks:\n";
     for (const auto& b : benchmarks()) {
       std::cout << "  " << b.name << std::string(18 - std::string(b.name).size(), ' ')
-                << b.summary << (b.run ? "" : "  [not built yet]") << "\n";
+                << b.summary << (find_bench(b.name) ? "" : "  [not built yet]") << "\n";
     }
     return 0;
   }
@@ -43,12 +59,13 @@ int run_bench(const std::vector<std::string>& args, int argc, char** argv) {
   if (name.empty()) throw UsageError("name", "which benchmark? (infllm bench --help lists them)");
   for (const auto& b : benchmarks()) {
     if (name != b.name) continue;
-    if (b.run == nullptr) {
+    const BenchFn run = find_bench(name);
+    if (run == nullptr) {
       std::cerr << "infllm bench " << name << ": not built yet in infllm " << INFLLM_VERSION
                 << "\n";
       return static_cast<int>(ExitCode::kBadInput);
     }
-    return b.run(argc, argv, options);
+    return run(argc, argv, options);
   }
   throw UsageError("name", "unknown benchmark '" + name + "' (infllm bench --help lists them)");
 }
