@@ -1,0 +1,171 @@
+// hdf5_documents.cpp: see hdf5_documents.hpp. Strings may be variable-length or fixed-length;
+// token sequences are variable-length integer sequences of any integer width.
+#include "io/hdf5_documents.hpp"
+
+#include <cstring>
+
+#include "core/errors.hpp"
+#include "io/hdf5_file.hpp"
+
+namespace infllm::io {
+
+namespace {
+
+struct Dataset {
+  Hdf5Handle set;
+  Hdf5Handle type;
+  hsize_t size = 0;
+};
+
+// Opens /documents/<name> as a 1-D dataset, or returns an invalid handle when absent.
+Dataset open_1d(const std::string& path, hid_t file, const std::string& name, bool required) {
+  const std::string full = "/documents/" + name;
+  Dataset d;
+  if (H5Lexists(file, "/documents", H5P_DEFAULT) <= 0) {
+    throw InputError(path, "/documents", "missing group (expected /documents/id and text or tokens)");
+  }
+  if (H5Lexists(file, full.c_str(), H5P_DEFAULT) <= 0) {
+    if (required) throw InputError(path, full, "missing dataset");
+    return d;
+  }
+  d.set = Hdf5Handle(H5Dopen2(file, full.c_str(), H5P_DEFAULT));
+  if (!d.set.valid()) throw InputError(path, full, "not a dataset");
+  Hdf5Handle space(H5Dget_space(d.set.get()));
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) {
+    throw InputError(path, full, "must be one-dimensional");
+  }
+  H5Sget_simple_extent_dims(space.get(), &d.size, nullptr);
+  d.type = Hdf5Handle(H5Dget_type(d.set.get()));
+  return d;
+}
+
+std::vector<std::string> read_strings(const std::string& path, const std::string& name,
+                                      const Dataset& d) {
+  const std::string full = "/documents/" + name;
+  if (H5Tget_class(d.type.get()) != H5T_STRING) {
+    throw InputError(path, full, "must hold strings");
+  }
+  std::vector<std::string> out(d.size);
+  if (H5Tis_variable_str(d.type.get()) > 0) {
+    Hdf5Handle mem(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(d.type.get()));
+    std::vector<char*> raw(d.size, nullptr);
+    if (H5Dread(d.set.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0) {
+      throw InputError(path, full, "cannot read strings");
+    }
+    for (hsize_t i = 0; i < d.size; ++i) out[i] = raw[i] ? raw[i] : "";
+    Hdf5Handle space(H5Dget_space(d.set.get()));
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
+  } else {
+    const std::size_t width = H5Tget_size(d.type.get());
+    std::vector<char> raw(width * d.size);
+    if (H5Dread(d.set.get(), d.type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0) {
+      throw InputError(path, full, "cannot read strings");
+    }
+    for (hsize_t i = 0; i < d.size; ++i) {
+      const char* s = raw.data() + i * width;
+      out[i].assign(s, strnlen(s, width));
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<std::int64_t>> read_token_lists(const std::string& path,
+                                                        const Dataset& d) {
+  const std::string full = "/documents/tokens";
+  if (H5Tget_class(d.type.get()) != H5T_VLEN) {
+    throw InputError(path, full, "must be variable-length integer sequences");
+  }
+  Hdf5Handle base(H5Tget_super(d.type.get()));
+  if (H5Tget_class(base.get()) != H5T_INTEGER) {
+    throw InputError(path, full, "sequence elements must be integers");
+  }
+  Hdf5Handle mem(H5Tvlen_create(H5T_NATIVE_INT64));
+  std::vector<hvl_t> raw(d.size);
+  if (H5Dread(d.set.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0) {
+    throw InputError(path, full, "cannot read token sequences");
+  }
+  std::vector<std::vector<std::int64_t>> out(d.size);
+  for (hsize_t i = 0; i < d.size; ++i) {
+    const auto* p = static_cast<const std::int64_t*>(raw[i].p);
+    out[i].assign(p, p + raw[i].len);
+  }
+  Hdf5Handle space(H5Dget_space(d.set.get()));
+  H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
+  return out;
+}
+
+std::vector<std::int64_t> read_integers(const std::string& path, const std::string& name,
+                                        const Dataset& d) {
+  const std::string full = "/documents/" + name;
+  if (H5Tget_class(d.type.get()) != H5T_INTEGER) throw InputError(path, full, "must hold integers");
+  std::vector<std::int64_t> out(d.size);
+  if (H5Dread(d.set.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
+    throw InputError(path, full, "cannot read integers");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Document> read_hdf5_documents(const std::string& path, const ReadOptions& options) {
+  Hdf5Handle file = open_hdf5_read(path);
+  const Dataset ids = open_1d(path, file.get(), "id", true);
+  const Dataset text = open_1d(path, file.get(), "text", false);
+  const Dataset tokens = open_1d(path, file.get(), "tokens", false);
+  const Dataset max_new = open_1d(path, file.get(), "max_new_tokens", false);
+  if (text.set.valid() == tokens.set.valid()) {
+    throw InputError(path, "/documents", "needs exactly one of the datasets text and tokens");
+  }
+  const std::vector<std::string> id_values = read_strings(path, "id", ids);
+  const hsize_t n = ids.size;
+  for (const Dataset* d : {&text, &tokens, &max_new}) {
+    if (d->set.valid() && d->size != n) {
+      throw InputError(path, "/documents", "datasets differ in length (id has " +
+                                                std::to_string(n) + " entries)");
+    }
+  }
+  std::vector<std::string> texts;
+  std::vector<std::vector<std::int64_t>> token_lists;
+  std::vector<std::int64_t> max_values;
+  if (text.set.valid()) texts = read_strings(path, "text", text);
+  if (tokens.set.valid()) token_lists = read_token_lists(path, tokens);
+  if (max_new.set.valid()) max_values = read_integers(path, "max_new_tokens", max_new);
+
+  std::vector<Document> docs(n);
+  for (hsize_t i = 0; i < n; ++i) {
+    Document& doc = docs[i];
+    doc.id = id_values[i];
+    doc.where = "index " + std::to_string(i) + " (id " + doc.id + ")";
+    if (doc.id.empty()) throw InputError(path, "/documents/id, index " + std::to_string(i), "empty id");
+    if (text.set.valid()) {
+      if (texts[i].empty()) throw InputError(path, "/documents/text, " + doc.where, "empty prompt");
+      doc.prompt = texts[i];
+    } else {
+      if (token_lists[i].empty()) {
+        throw InputError(path, "/documents/tokens, " + doc.where, "empty prompt");
+      }
+      std::vector<std::int32_t> ids32;
+      const std::int64_t hi = options.vocab_size > 0 ? options.vocab_size - 1 : INT32_MAX;
+      for (std::int64_t t : token_lists[i]) {
+        if (t < 0 || t > hi) {
+          throw InputError(path, "/documents/tokens, " + doc.where,
+                           "token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                               std::to_string(hi) + "]");
+        }
+        ids32.push_back(static_cast<std::int32_t>(t));
+      }
+      doc.tokens = std::move(ids32);
+    }
+    if (max_new.set.valid()) {
+      if (max_values[i] < 0 || max_values[i] > (1 << 24)) {
+        throw InputError(path, "/documents/max_new_tokens, " + doc.where, "out of range");
+      }
+      doc.max_new_tokens = static_cast<int>(max_values[i]);
+    }
+  }
+  return docs;
+}
+
+}  // namespace infllm::io

@@ -1,0 +1,283 @@
+// documents_test.cpp: JSONL and HDF5 inputs: good records parse, and every bad input gives one
+// InputError that names the file, the record or field, and the problem.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/errors.hpp"
+#include "io/documents.hpp"
+#include "io/hdf5_file.hpp"
+
+namespace infllm::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir() {
+  auto dir = fs::temp_directory_path() / ("infllm_documents_test_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string write_text(const std::string& name, const std::string& text) {
+  const auto path = (temp_dir() / name).string();
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// The InputError message for reading `path`, or "" if it parsed.
+std::string error_of(const std::string& path, std::int64_t vocab = 0) {
+  try {
+    read_documents(path, ReadOptions{vocab});
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), path);
+    return e.what();
+  }
+  return "";
+}
+
+// Asserts the error names every one of `parts`.
+void expect_names(const std::string& message, std::initializer_list<const char*> parts) {
+  ASSERT_FALSE(message.empty()) << "no error";
+  for (const char* p : parts) EXPECT_NE(message.find(p), std::string::npos) << message;
+}
+
+TEST(Jsonl, ReadsPromptTokensAndMessages) {
+  const auto path = write_text("good.jsonl",
+                               "{\"id\": \"a\", \"prompt\": \"Hello\", \"max_new_tokens\": 5}\n"
+                               "\n"
+                               "{\"id\": 7, \"tokens\": [1, 2, 3], \"temperature\": 0.7, "
+                               "\"stop\": \"END\"}\n"
+                               "{\"id\": \"c\", \"messages\": [{\"role\": \"user\", "
+                               "\"content\": \"hi\"}], \"seed\": 9}\n");
+  const auto docs = read_documents(path);
+  ASSERT_EQ(docs.size(), 3u);
+  EXPECT_EQ(*docs[0].prompt, "Hello");
+  EXPECT_EQ(*docs[0].max_new_tokens, 5);
+  EXPECT_EQ(docs[1].id, "7");
+  EXPECT_EQ(docs[1].tokens->size(), 3u);
+  EXPECT_DOUBLE_EQ(*docs[1].overrides.temperature, 0.7);
+  EXPECT_EQ(docs[1].overrides.stop->front(), "END");
+  EXPECT_EQ((*docs[2].messages)[0].content, "hi");
+  EXPECT_EQ(*docs[2].overrides.seed, 9u);
+}
+
+TEST(Jsonl, MissingFile) { expect_names(error_of("/nonexistent/in.jsonl"), {"no such file"}); }
+
+TEST(Jsonl, UnknownExtension) {
+  expect_names(error_of(write_text("in.txt", "{}")), {"unknown format", ".txt"});
+}
+
+TEST(Jsonl, Directory) {
+  fs::create_directories(temp_dir() / "dir.jsonl");
+  expect_names(error_of((temp_dir() / "dir.jsonl").string()), {"is a directory"});
+}
+
+TEST(Jsonl, NotJson) {
+  expect_names(error_of(write_text("bad.jsonl", "{\"id\": \"a\", \"prompt\": \"x\"}\nnot json\n")),
+               {"line 2", "not JSON"});
+}
+
+TEST(Jsonl, LineNotAnObject) {
+  expect_names(error_of(write_text("arr.jsonl", "[1, 2]\n")), {"line 1", "not a JSON object"});
+}
+
+TEST(Jsonl, MissingId) {
+  expect_names(error_of(write_text("noid.jsonl", "{\"prompt\": \"x\"}\n")), {"line 1", "id", "missing"});
+}
+
+TEST(Jsonl, MissingPrompt) {
+  expect_names(error_of(write_text("noprompt.jsonl", "{\"id\": \"q\"}\n")),
+               {"line 1", "id q", "prompt", "missing"});
+}
+
+TEST(Jsonl, EmptyPrompt) {
+  expect_names(error_of(write_text("empty.jsonl", "{\"id\": \"q\", \"prompt\": \"\"}\n")),
+               {"id q", "field prompt", "empty prompt"});
+  expect_names(error_of(write_text("emptytok.jsonl", "{\"id\": \"q\", \"tokens\": []}\n")),
+               {"field tokens", "empty prompt"});
+}
+
+TEST(Jsonl, TwoPromptKinds) {
+  expect_names(error_of(write_text("two.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"tokens\": [1]}\n")),
+               {"only one of"});
+}
+
+TEST(Jsonl, TokenOutsideVocabulary) {
+  const auto path = write_text("vocab.jsonl", "{\"id\": \"t\", \"tokens\": [5, 512, 7]}\n");
+  expect_names(error_of(path, 512), {"line 1", "tokens[1]", "512", "outside the vocabulary"});
+  EXPECT_EQ(error_of(path, 513), "");
+  expect_names(error_of(write_text("neg.jsonl", "{\"id\": \"t\", \"tokens\": [-1]}\n")),
+               {"tokens[0]", "outside"});
+  expect_names(error_of(write_text("str.jsonl", "{\"id\": \"t\", \"tokens\": [\"a\"]}\n")),
+               {"tokens[0]", "integer"});
+}
+
+TEST(Jsonl, DuplicateIds) {
+  expect_names(error_of(write_text("dup.jsonl", "{\"id\": \"x\", \"prompt\": \"a\"}\n"
+                                                "{\"id\": \"y\", \"prompt\": \"b\"}\n"
+                                                "{\"id\": \"x\", \"prompt\": \"c\"}\n")),
+               {"line 3", "duplicate id", "line 1"});
+}
+
+TEST(Jsonl, NonNumericAndOutOfRangeOptions) {
+  expect_names(error_of(write_text("o1.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_new_tokens\": \"ten\"}\n")),
+               {"field max_new_tokens", "integer"});
+  expect_names(error_of(write_text("o2.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"top_p\": 1.5}\n")),
+               {"field top_p", "out of range"});
+  expect_names(error_of(write_text("o3.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_new_tokens\": -1}\n")),
+               {"field max_new_tokens", "out of range"});
+  expect_names(error_of(write_text("o4.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"ignore_eos\": 1}\n")),
+               {"field ignore_eos"});
+}
+
+TEST(Jsonl, UnknownFieldIsNamed) {
+  expect_names(error_of(write_text("typo.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_tokens\": 9}\n")),
+               {"field max_tokens", "unknown field"});
+}
+
+TEST(Jsonl, BadMessages) {
+  expect_names(error_of(write_text("m.jsonl", "{\"id\": 1, \"messages\": [{\"role\": \"user\"}]}\n")),
+               {"messages[0]", "role and content"});
+}
+
+TEST(Jsonl, EmptyFile) { expect_names(error_of(write_text("none.jsonl", "\n\n")), {"no documents"}); }
+
+// --- HDF5 ----------------------------------------------------------------------------------
+
+void write_vlen_strings(hid_t group, const char* name, const std::vector<std::string>& values) {
+  Hdf5Handle type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  const hsize_t dims[1] = {values.size()};
+  Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
+  Hdf5Handle set(H5Dcreate2(group, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                            H5P_DEFAULT));
+  std::vector<const char*> ptrs;
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  ASSERT_GE(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), 0);
+}
+
+void write_token_lists(hid_t group, const std::vector<std::vector<int>>& lists) {
+  Hdf5Handle type(H5Tvlen_create(H5T_NATIVE_INT));
+  const hsize_t dims[1] = {lists.size()};
+  Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
+  Hdf5Handle set(H5Dcreate2(group, "tokens", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                            H5P_DEFAULT));
+  std::vector<hvl_t> raw;
+  for (const auto& l : lists) raw.push_back(hvl_t{l.size(), const_cast<int*>(l.data())});
+  ASSERT_GE(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), 0);
+}
+
+void write_ints(hid_t group, const char* name, const std::vector<int>& values) {
+  const hsize_t dims[1] = {values.size()};
+  Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
+  Hdf5Handle set(H5Dcreate2(group, name, H5T_NATIVE_INT, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                            H5P_DEFAULT));
+  ASSERT_GE(H5Dwrite(set.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+}
+
+// Creates an HDF5 input; `fill` writes datasets into /documents.
+template <typename Fill>
+std::string make_h5(const std::string& name, Fill fill) {
+  const auto path = (temp_dir() / name).string();
+  Hdf5Handle file = create_hdf5(path);
+  Hdf5Handle group(H5Gcreate2(file.get(), "/documents", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  fill(group.get());
+  return path;
+}
+
+TEST(Hdf5Input, ReadsTextDocuments) {
+  const auto path = make_h5("text.h5", [](hid_t g) {
+    write_vlen_strings(g, "id", {"d0", "d1"});
+    write_vlen_strings(g, "text", {"It is a truth", "universally acknowledged"});
+    write_ints(g, "max_new_tokens", {4, 8});
+  });
+  const auto docs = read_documents(path);
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[1].id, "d1");
+  EXPECT_EQ(*docs[1].prompt, "universally acknowledged");
+  EXPECT_EQ(*docs[1].max_new_tokens, 8);
+}
+
+TEST(Hdf5Input, ReadsTokenDocuments) {
+  const auto path = make_h5("tokens.hdf5", [](hid_t g) {
+    write_vlen_strings(g, "id", {"a", "b"});
+    write_token_lists(g, {{1, 2, 3}, {511}});
+  });
+  const auto docs = read_documents(path, ReadOptions{512});
+  EXPECT_EQ(*docs[0].tokens, (std::vector<std::int32_t>{1, 2, 3}));
+  expect_names(error_of(path, 300), {"/documents/tokens", "id b", "511", "outside"});
+}
+
+TEST(Hdf5Input, NotHdf5) {
+  expect_names(error_of(write_text("fake.h5", "{\"id\": 1}\n")), {"not an HDF5 file"});
+}
+
+TEST(Hdf5Input, MissingGroupOrDataset) {
+  const auto no_group = (temp_dir() / "nogroup.h5").string();
+  { Hdf5Handle f = create_hdf5(no_group); }
+  expect_names(error_of(no_group), {"/documents", "missing group"});
+  expect_names(error_of(make_h5("noid.h5", [](hid_t g) { write_vlen_strings(g, "text", {"x"}); })),
+               {"/documents/id", "missing dataset"});
+  expect_names(error_of(make_h5("notext.h5", [](hid_t g) { write_vlen_strings(g, "id", {"x"}); })),
+               {"exactly one of"});
+}
+
+TEST(Hdf5Input, WrongDatasetTypes) {
+  expect_names(error_of(make_h5("intid.h5", [](hid_t g) {
+                 write_ints(g, "id", {1});
+                 write_vlen_strings(g, "text", {"x"});
+               })),
+               {"/documents/id", "must hold strings"});
+  expect_names(error_of(make_h5("inttok.h5", [](hid_t g) {
+                 write_vlen_strings(g, "id", {"x"});
+                 write_ints(g, "tokens", {1});
+               })),
+               {"/documents/tokens", "variable-length"});
+}
+
+TEST(Hdf5Input, LengthMismatchAndEmptyText) {
+  expect_names(error_of(make_h5("len.h5", [](hid_t g) {
+                 write_vlen_strings(g, "id", {"a", "b"});
+                 write_vlen_strings(g, "text", {"x"});
+               })),
+               {"differ in length"});
+  expect_names(error_of(make_h5("emptytext.h5", [](hid_t g) {
+                 write_vlen_strings(g, "id", {"a"});
+                 write_vlen_strings(g, "text", {""});
+               })),
+               {"id a", "empty prompt"});
+}
+
+TEST(Hdf5Input, DuplicateIds) {
+  expect_names(error_of(make_h5("dup.h5", [](hid_t g) {
+                 write_vlen_strings(g, "id", {"a", "a"});
+                 write_vlen_strings(g, "text", {"x", "y"});
+               })),
+               {"index 1", "duplicate id", "index 0"});
+}
+
+}  // namespace
+}  // namespace infllm::io
+
+namespace infllm::io {
+namespace {
+
+TEST(DemoInput, ShippedInputIsValidAndLong) {
+  const auto docs = read_documents(std::string(INFLLM_SOURCE_DIR) + "/inputs/demo.jsonl");
+  ASSERT_GE(docs.size(), 6u);
+  std::size_t longest = 0, shortest = SIZE_MAX;
+  for (const auto& d : docs) {
+    ASSERT_TRUE(d.prompt) << d.id;
+    longest = std::max(longest, d.prompt->size());
+    shortest = std::min(shortest, d.prompt->size());
+  }
+  EXPECT_GT(longest, 50000u) << "the demo needs a document long enough to borrow KV";
+  EXPECT_LT(shortest, 100u) << "short prompts are mixed in";
+}
+
+}  // namespace
+}  // namespace infllm::io
