@@ -1,0 +1,132 @@
+// results_test.cpp: result sinks: one JSONL line per record, existing outputs refused, HDF5
+// built whole from its journal and readable by an independent reader (h5dump).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/errors.hpp"
+#include "io/hdf5_results.hpp"
+#include "io/results.hpp"
+
+namespace infllm::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir() {
+  auto dir = fs::temp_directory_path() / ("infllm_results_test_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::vector<ResultRecord> sample_records() {
+  ResultRecord a;
+  a.id = "doc-1";
+  a.status = "done";
+  a.finish_reason = "length";
+  a.tokens = {5, 6, 7};
+  a.text = "Mr. Darcy \xe2\x80\x94 said";
+  a.prompt_tokens = 1200;
+  a.top_logprobs = {{{5, -0.1}, {9, -2.5}}, {{6, -0.2}}, {{7, -0.3}}};
+  ResultRecord b;
+  b.id = "doc-2";
+  b.status = "rejected";
+  b.reason = "kv_capacity";
+  return {a, b};
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+TEST(JsonlSink, OneObjectPerRecordRoundTrips) {
+  const auto path = (temp_dir() / "out.jsonl").string();
+  fs::remove(path);
+  auto sink = open_result_sink(path, {}, nlohmann::json::object());
+  for (const auto& r : sample_records()) sink->append(r);
+  sink->close();
+  const auto lines = lines_of(path);
+  ASSERT_EQ(lines.size(), 2u);
+  const auto j = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(j["generated_tokens"], 3);
+  EXPECT_EQ(j["top_logprobs"][0][1]["token"], 9);
+  const ResultRecord back = record_from_json(j, path, "line 1");
+  EXPECT_EQ(back.text, sample_records()[0].text);
+  EXPECT_EQ(back.top_logprobs[0][1].second, -2.5);
+  EXPECT_EQ(nlohmann::json::parse(lines[1])["reason"], "kv_capacity");
+}
+
+TEST(JsonlSink, ExistingOutputIsRefusedUnlessOverwrite) {
+  const auto path = (temp_dir() / "exists.jsonl").string();
+  std::ofstream(path) << "{\"id\": \"old\"}\n";
+  try {
+    open_result_sink(path, {}, {});
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("output exists"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(lines_of(path).size(), 1u) << "the refused output is untouched";
+  auto sink = open_result_sink(path, {.overwrite = true}, {});
+  sink->close();
+  EXPECT_TRUE(lines_of(path).empty());
+}
+
+TEST(JsonlSink, UnwritableOrMissingDirectoryIsNamed) {
+  try {
+    open_result_sink("/nonexistent/dir/out.jsonl", {}, {});
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(open_result_sink((temp_dir() / "out.csv").string(), {}, {}), InputError);
+}
+
+std::string run(const std::string& cmd) {
+  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  if (pipe) pclose(pipe);
+  return out;
+}
+
+TEST(Hdf5Sink, BuildsACompleteFileFromTheJournal) {
+  const auto path = (temp_dir() / "out.h5").string();
+  fs::remove(path);
+  fs::remove(path + ".journal");
+  auto sink = open_result_sink(path, {}, {{"model", "micro"}, {"ranks", 4}});
+  for (const auto& r : sample_records()) sink->append(r);
+  EXPECT_FALSE(fs::exists(path)) << "the HDF5 file appears only when the run ends";
+  EXPECT_EQ(lines_of(path + ".journal").size(), 2u);
+  sink->close();
+  const auto back = read_hdf5_results(path);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].tokens, (std::vector<std::int32_t>{5, 6, 7}));
+  EXPECT_EQ(back[0].text, sample_records()[0].text);
+  EXPECT_EQ(back[1].reason, "kv_capacity");
+
+  // An independent reader: Debian's h5dump sees the schema and the values.
+  const std::string dump =
+      run("h5dump -d /results/id -d /results/tokens -a /complete -a /run " + path);
+  EXPECT_NE(dump.find("\"doc-2\""), std::string::npos) << dump;
+  EXPECT_NE(dump.find("(5, 6, 7)"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("ATTRIBUTE \"complete\""), std::string::npos) << dump;
+  EXPECT_NE(dump.find("\"ranks\":4"), std::string::npos) << dump;
+}
+
+TEST(Hdf5Sink, StaleJournalIsRefused) {
+  const auto path = (temp_dir() / "stale.h5").string();
+  std::ofstream(path + ".journal") << "{}\n";
+  EXPECT_THROW(open_result_sink(path, {}, {}), InputError);
+}
+
+}  // namespace
+}  // namespace infllm::io
