@@ -1,0 +1,98 @@
+// cluster_harness.hpp: N simulated instances and one gManager in one process.
+//
+// Each boundary, every RManager's StepReport goes through an in-memory control channel to the
+// GManager, and each RankDecision comes back the same way: the very messages src/dist sends with
+// MPI_Gatherv / MPI_Scatterv, copied by value. Then every instance runs its step. Tests drive it
+// (and the cluster simulator will): submit requests, step, check invariants.
+//
+// check_invariants() checks every component and the cross-rank rule of docs/design.md: for every
+// pair (d, c), what d owes c on the ledger = what c holds for d = what d's block tables point at
+// on c; every ledger slot is lent on its creditor to the right request; no slot is named twice.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/g_manager.hpp"
+#include "core/kv_messages.hpp"
+#include "core/r_manager.hpp"
+
+namespace infllm {
+
+// The control plane's narrow interface: gather reports on rank 0, scatter decisions back.
+class ControlChannel {
+ public:
+  virtual ~ControlChannel() = default;
+  virtual void send_report(const StepReport& report) = 0;
+  virtual std::vector<StepReport> gather_reports() = 0;  // rank 0, rank order
+  virtual void scatter_decisions(const std::vector<RankDecision>& decisions) = 0;
+  virtual RankDecision receive_decision(RankId rank) = 0;
+};
+
+// In-process channel: mailboxes, copies by value.
+class InMemoryControlChannel final : public ControlChannel {
+ public:
+  explicit InMemoryControlChannel(std::int32_t ranks);
+  void send_report(const StepReport& report) override;
+  std::vector<StepReport> gather_reports() override;
+  void scatter_decisions(const std::vector<RankDecision>& decisions) override;
+  RankDecision receive_decision(RankId rank) override;
+  std::int64_t messages() const { return messages_; }
+
+ private:
+  std::vector<std::optional<StepReport>> reports_;
+  std::vector<std::optional<RankDecision>> decisions_;
+  std::int64_t messages_ = 0;
+};
+
+struct ClusterConfig {
+  std::int32_t ranks = 4;
+  std::int32_t ranks_per_node = 1;
+  std::int32_t capacity = 64;  // slots per instance
+  std::int32_t block_tokens = 16;
+  double max_lend_fraction = 0.5;
+  KvPolicy policy = KvPolicy::kPooled;
+  BatchLimits batch;
+  std::int64_t dgfm_max_moves = 64;
+  std::int32_t max_placements = 64;
+};
+
+struct StepTotals {
+  std::int64_t items = 0;  // batch items that appended tokens (growth events)
+  std::int64_t tokens = 0;
+  std::int32_t finished = 0;
+  std::int32_t waiting = 0;
+};
+
+class ClusterHarness {
+ public:
+  explicit ClusterHarness(const ClusterConfig& config);
+
+  std::optional<Verdict> submit(const RequestSpec& spec) { return gm_.submit(spec); }
+  // One boundary (reports -> decisions -> apply) and one step on every instance.
+  StepTotals step();
+  std::int64_t steps() const { return step_; }
+  // Nothing queued and nothing running.
+  bool idle() const { return gm_.queued() == 0 && gm_.running() == 0; }
+
+  GManager& gmanager() { return gm_; }
+  const GManager& gmanager() const { return gm_; }
+  RManager& rmanager(RankId rank) { return *rms_.at(static_cast<std::size_t>(rank.value())); }
+  std::int32_t ranks() const { return static_cast<std::int32_t>(rms_.size()); }
+  // Blocks of running requests that live away from their home (ledger total).
+  std::int64_t remote_blocks() const { return gm_.ledger().total_blocks(); }
+
+  // Throws InternalError naming the first broken invariant.
+  void check_invariants() const;
+
+ private:
+  ClusterConfig config_;
+  GManager gm_;
+  std::vector<std::unique_ptr<RManager>> rms_;
+  InMemoryControlChannel channel_;
+  std::int64_t step_ = 0;
+};
+
+}  // namespace infllm
