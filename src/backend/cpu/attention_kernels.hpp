@@ -1,0 +1,74 @@
+// attention_kernels.hpp: the per-block step of the fast MA kernels (internal to the backend).
+//
+// attention.cpp drives MA: it splits the work into items of (request, kv heads, query rows, block
+// range), gathers each item's query rows, and hands every block's K and V runs of each of the
+// item's kv heads, as stored in the pool, to one of the functions below, which fold them into
+// the rows' running states (online softmax, base 2, see core/attention_state.hpp). The portable
+// version is plain C++ (it converts f16/bf16 to f32 into scratch first); the AVX2 version
+// converts in registers as it loads, so each KV byte is touched once, and is compiled for that
+// target alone (function attributes, so nothing else in the binary needs AVX2).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/block_geometry.hpp"
+
+namespace infllm::cpu::detail {
+
+// Query rows of one (request, kv head): row = (query token, head within the group), token-major,
+// so positions never decrease along the rows.
+struct MaRows {
+  const float* q = nullptr;           // (rows, head_dim) queries times scale * log2(e)
+  const std::int64_t* pos = nullptr;  // (rows) absolute position of each row's query token
+  float* o = nullptr;                 // (rows, head_dim) running unnormalised outputs
+  float* m = nullptr;                 // (rows) running max, log2 units
+  float* l = nullptr;                 // (rows) running sum of exponentials
+  int rows = 0;
+  int head_dim = 0;
+};
+
+// One block's K and V runs of one kv head, as stored in the pool.
+struct MaKeys {
+  const std::byte* k = nullptr;  // (tokens, head_dim) of dtype
+  const std::byte* v = nullptr;  // (tokens, head_dim) of dtype
+  KvDtype dtype = KvDtype::kF32;
+  std::int64_t first_pos = 0;  // position of token 0
+  int tokens = 0;
+  bool masked = false;  // some token lies after some row's position: apply the causal mask
+  // The runs the item reads next (next kv head, or the next block's first), to prefetch while
+  // this one computes: each run starts on a fresh page where hardware prefetchers stop, and
+  // blocks sit anywhere in the pool. Null at the item's end.
+  const std::byte* next_k = nullptr;
+  const std::byte* next_v = nullptr;
+  std::size_t run_bytes = 0;  // bytes of one K (or V) run: tokens * head_dim * elem
+};
+
+// Rows processed together: K and V are read from L1 once per tile of this many rows.
+inline constexpr int kMaxTileRows = 4;
+
+// Floats of scratch a BlockUpdateFn needs for blocks of `tokens` tokens of `head_dim`: the
+// tile's scores (kMaxTileRows, tokens rounded up to 8) and f32 copies of K and V.
+inline std::size_t block_update_scratch(int tokens, int head_dim) {
+  const auto t = static_cast<std::size_t>(tokens);
+  return kMaxTileRows * ((t + 7) / 8 * 8) + 2 * t * static_cast<std::size_t>(head_dim);
+}
+
+using BlockUpdateFn = void (*)(const MaRows& rows, const MaKeys& keys, float* scratch);
+
+struct MaIsa {
+  const char* name;
+  BlockUpdateFn update;
+};
+
+// o[i] += x[i] * scale for i < n: the inner loop of merging partial states.
+using ScaleAddFn = void (*)(float* o, const float* x, float scale, int n);
+// The AVX2 version when this CPU has it, else a plain loop.
+ScaleAddFn scale_add_fn();
+
+MaIsa portable_isa();
+// AVX2 + FMA + F16C, head_dim a multiple of 8. Null functions when not compiled in.
+MaIsa avx2_isa();
+bool avx2_supported();  // compiled in and this CPU has it
+
+}  // namespace infllm::cpu::detail

@@ -1,0 +1,100 @@
+// cpu_backend.cpp: see cpu_backend.hpp.
+#include "backend/cpu/cpu_backend.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/attention_parallel.hpp"
+#include "backend/cpu/blas.hpp"
+#include "backend/cpu/cpu_threads.hpp"
+
+namespace infllm::cpu {
+
+namespace {
+
+// Runs fn over [0, n) in chunks of at least `grain` items on the shared thread pool.
+template <typename Fn>
+void parallel_chunks(std::size_t n, std::size_t grain, Fn fn) {
+  if (n == 0) return;
+  const std::size_t chunks = std::max<std::size_t>(1, std::min<std::size_t>(
+                                                          n / std::max<std::size_t>(grain, 1),
+                                                          std::size_t(threads()) * 4));
+  if (chunks == 1) {
+    fn(std::size_t{0}, n);
+    return;
+  }
+  const std::size_t per = (n + chunks - 1) / chunks;
+  attention_parallel_for(static_cast<std::int64_t>(chunks), threads(), [&](std::int64_t c) {
+    const std::size_t begin = static_cast<std::size_t>(c) * per;
+    fn(begin, std::min(n, begin + per));
+  });
+}
+
+}  // namespace
+
+void CpuBackend::matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
+                        std::size_t k, bool accumulate) {
+  matmul_wt(x, w, y, m, n, k, accumulate ? 1.0f : 0.0f);
+}
+
+void CpuBackend::rms_norm(const float* x, const float* gain, float* y, std::size_t rows,
+                          std::size_t dim, float eps) {
+  parallel_chunks(rows, 4, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t r = begin; r < end; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = y + r * dim;
+      double sum = 0.0;
+      for (std::size_t i = 0; i < dim; ++i) sum += double(xr[i]) * xr[i];
+      const float inv = static_cast<float>(1.0 / std::sqrt(sum / double(dim) + eps));
+      for (std::size_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv * gain[i];
+    }
+  });
+}
+
+void CpuBackend::rope(float* x, const std::int64_t* positions, std::size_t rows, int heads,
+                      int head_dim, const float* inv_freq) {
+  const int half = head_dim / 2;
+  parallel_chunks(rows, 4, [&](std::size_t begin, std::size_t end) {
+    std::vector<float> cos_t(half), sin_t(half);
+    for (std::size_t r = begin; r < end; ++r) {
+      // NOTE: the angle is formed in f32 as Hugging Face does (position * inv_freq in f32),
+      // so long positions round the same way as the reference implementation.
+      const float pos = static_cast<float>(positions[r]);
+      for (int i = 0; i < half; ++i) {
+        const float angle = pos * inv_freq[i];
+        cos_t[i] = std::cos(angle);
+        sin_t[i] = std::sin(angle);
+      }
+      for (int h = 0; h < heads; ++h) {
+        float* v = x + (r * heads + h) * head_dim;
+        for (int i = 0; i < half; ++i) {
+          const float a = v[i], b = v[i + half];
+          v[i] = a * cos_t[i] - b * sin_t[i];
+          v[i + half] = b * cos_t[i] + a * sin_t[i];
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::silu_mul(float* gate, const float* up, std::size_t n) {
+  parallel_chunks(n, 4096, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  });
+}
+
+void CpuBackend::add_bias(float* y, const float* bias, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t i = 0; i < n; ++i) y[r * n + i] += bias[i];
+  }
+}
+
+void CpuBackend::attention(const KvPool& pool, const MaParams& params,
+                           std::span<const MaQuery> queries, std::span<const MaOutput> outputs) {
+  micro_attention(pool, params, queries, outputs);
+}
+
+}  // namespace infllm::cpu

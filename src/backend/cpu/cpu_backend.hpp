@@ -1,0 +1,24 @@
+// cpu_backend.hpp: the Backend on the CPU: OpenBLAS GEMMs, threaded elementwise loops, and the
+// micro-attention kernels of attention.hpp. Threads: cpu::threads() (set once per rank).
+#pragma once
+
+#include "backend/backend.hpp"
+
+namespace infllm::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+  void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
+              std::size_t k, bool accumulate) override;
+  void rms_norm(const float* x, const float* gain, float* y, std::size_t rows, std::size_t dim,
+                float eps) override;
+  void rope(float* x, const std::int64_t* positions, std::size_t rows, int heads, int head_dim,
+            const float* inv_freq) override;
+  void silu_mul(float* gate, const float* up, std::size_t n) override;
+  void add_bias(float* y, const float* bias, std::size_t rows, std::size_t n) override;
+  void attention(const KvPool& pool, const MaParams& params, std::span<const MaQuery> queries,
+                 std::span<const MaOutput> outputs) override;
+};
+
+}  // namespace infllm::cpu
