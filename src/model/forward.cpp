@@ -1,0 +1,209 @@
+// forward.cpp: see forward.hpp. Buffer shapes are written beside each buffer; T is the number of
+// tokens in the batch, H hidden, Q = q_heads * head_dim, KV = kv_heads * head_dim, F the MLP.
+#include "model/forward.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/errors.hpp"
+#include "core/half.hpp"
+#include "model/rope.hpp"
+
+namespace infllm::model {
+
+namespace {
+
+// Stores n f32 values as the pool's dtype.
+void store_as(KvDtype dtype, const float* src, std::byte* dst, int n) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      std::memcpy(dst, src, sizeof(float) * n);
+      return;
+    case KvDtype::kF16:
+      for (int i = 0; i < n; ++i) {
+        const f16 h = to_f16(src[i]);
+        std::memcpy(dst + 2 * i, &h.bits, 2);
+      }
+      return;
+    case KvDtype::kBF16:
+      for (int i = 0; i < n; ++i) {
+        const bf16 h = to_bf16(src[i]);
+        std::memcpy(dst + 2 * i, &h.bits, 2);
+      }
+      return;
+  }
+}
+
+}  // namespace
+
+std::vector<cpu::KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
+                                       int block_tokens) {
+  const std::int64_t n = (end + block_tokens - 1) / block_tokens;
+  if (n > static_cast<std::int64_t>(block_slots.size())) {
+    throw InternalError("blocks_up_to: position " + std::to_string(end - 1) +
+                        " is beyond the block table");
+  }
+  std::vector<cpu::KvBlock> blocks(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t first = i * block_tokens;
+    blocks[i] = cpu::KvBlock{block_slots[i], first,
+                             static_cast<std::int32_t>(std::min<std::int64_t>(block_tokens, end - first))};
+  }
+  return blocks;
+}
+
+void Attention::attend(Backend& backend, const KvStore& store, int layer, int q_heads,
+                       std::span<const StepSequence> batch, const float* q, float* out) {
+  const int head_dim = store.geometry.head_dim;
+  const std::size_t row = static_cast<std::size_t>(q_heads) * head_dim;
+  std::vector<std::vector<cpu::KvBlock>> blocks(batch.size());
+  std::vector<cpu::MaQuery> queries(batch.size());
+  std::vector<cpu::MaOutput> outputs(batch.size());
+  std::size_t r = 0;
+  for (std::size_t s = 0; s < batch.size(); ++s) {
+    const auto& seq = batch[s];
+    const auto n = static_cast<std::int64_t>(seq.tokens.size());
+    blocks[s] = blocks_up_to(seq.block_slots, seq.first_pos + n, store.geometry.block_tokens);
+    queries[s] = cpu::MaQuery{q + r * row, static_cast<int>(n), seq.first_pos, blocks[s]};
+    outputs[s] = cpu::MaOutput{out + r * row, nullptr, nullptr};
+    r += static_cast<std::size_t>(n);
+  }
+  cpu::MaParams params;
+  params.layer = layer;
+  params.q_heads = q_heads;
+  params.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  params.result = cpu::MaResult::kNormalized;
+  backend.attention(store.view(), params, queries, outputs);
+}
+
+Forward::Forward(const ModelConfig& config, const Weights& weights, Backend& backend)
+    : config_(config),
+      weights_(weights),
+      backend_(backend),
+      inv_freq_(rope_inv_freq(config, weights.rope_freqs.data)) {
+  // NOTE: Mistral's sliding window is not implemented; refusing is better than silently
+  // attending beyond it.
+  if (config.sliding_window && *config.sliding_window < config.max_position_embeddings) {
+    throw InputError("config", "sliding_window",
+                     "sliding-window attention is not supported (window " +
+                         std::to_string(*config.sliding_window) + ")");
+  }
+}
+
+BlockGeometry Forward::geometry(int block_tokens, KvDtype dtype) const {
+  return BlockGeometry{block_tokens, static_cast<int>(config_.num_layers),
+                       static_cast<int>(config_.num_kv_heads), static_cast<int>(config_.head_dim),
+                       dtype};
+}
+
+void Forward::write_kv(std::span<const StepSequence> batch, KvStore& store, int layer,
+                       const float* k, const float* v) const {
+  const BlockGeometry& g = store.geometry;
+  const int kv_heads = g.kv_heads, hd = g.head_dim;
+  std::size_t r = 0;
+  for (const auto& seq : batch) {
+    for (std::size_t t = 0; t < seq.tokens.size(); ++t, ++r) {
+      const std::int64_t pos = seq.first_pos + static_cast<std::int64_t>(t);
+      const std::int64_t block = pos / g.block_tokens;
+      if (block >= static_cast<std::int64_t>(seq.block_slots.size())) {
+        throw InternalError("Forward: position " + std::to_string(pos) +
+                            " has no block in the block table");
+      }
+      const SlotId slot = seq.block_slots[static_cast<std::size_t>(block)];
+      if (slot.value() < 0 || slot.value() >= store.slots) {
+        throw InternalError("Forward: slot " + std::to_string(slot.value()) + " outside the pool");
+      }
+      std::byte* base = store.base + static_cast<std::size_t>(slot.value()) * store.slot_bytes;
+      const std::size_t tok = g.token_offset(static_cast<int>(pos % g.block_tokens));
+      for (int h = 0; h < kv_heads; ++h) {
+        const std::size_t src = (r * kv_heads + h) * hd;
+        store_as(g.dtype, k + src, base + g.k_offset(layer, h) + tok, hd);
+        store_as(g.dtype, v + src, base + g.v_offset(layer, h) + tok, hd);
+      }
+    }
+  }
+}
+
+std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& store) {
+  Attention local;
+  return step(batch, store, local);
+}
+
+std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& store,
+                                 Attention& attention) {
+  const auto& c = config_;
+  const std::size_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
+  const std::size_t V = c.vocab_size;
+  const int q_heads = static_cast<int>(c.num_heads), kv_heads = static_cast<int>(c.num_kv_heads);
+  const int hd = static_cast<int>(c.head_dim);
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  if (store.geometry.layers != c.num_layers || store.geometry.kv_heads != kv_heads ||
+      store.geometry.head_dim != hd) {
+    throw InternalError("Forward: the KV store's geometry does not match the model");
+  }
+
+  std::size_t T = 0;
+  for (const auto& s : batch) T += s.tokens.size();
+  std::vector<std::int64_t> positions(T);  // (T)
+  std::vector<float> x(T * H);              // (T, H) residual stream
+  {
+    std::size_t r = 0;
+    for (const auto& s : batch) {
+      for (std::size_t t = 0; t < s.tokens.size(); ++t, ++r) {
+        const std::int32_t id = s.tokens[t];
+        if (id < 0 || static_cast<std::size_t>(id) >= V) {
+          throw InternalError("Forward: token id " + std::to_string(id) + " outside the vocabulary");
+        }
+        positions[r] = s.first_pos + static_cast<std::int64_t>(t);
+        std::memcpy(&x[r * H], &weights_.embed.data[static_cast<std::size_t>(id) * H],
+                    H * sizeof(float));
+      }
+    }
+  }
+  std::vector<float> h(T * H);                     // (T, H) normed input of a sublayer
+  std::vector<float> q(T * Q), k(T * KV), v(T * KV);  // projections
+  std::vector<float> att(T * Q);                   // (T, Q) attention output
+  std::vector<float> gate(T * F), up(T * F);       // (T, F) MLP
+  for (int layer = 0; layer < static_cast<int>(c.num_layers); ++layer) {
+    const LayerWeights& w = weights_.layers[static_cast<std::size_t>(layer)];
+    backend_.rms_norm(x.data(), w.attn_norm.data.data(), h.data(), T, H, eps);
+    backend_.matmul(h.data(), w.q.data.data(), q.data(), T, Q, H);
+    backend_.matmul(h.data(), w.k.data.data(), k.data(), T, KV, H);
+    backend_.matmul(h.data(), w.v.data.data(), v.data(), T, KV, H);
+    if (!w.q_bias.empty()) {
+      backend_.add_bias(q.data(), w.q_bias.data.data(), T, Q);
+      backend_.add_bias(k.data(), w.k_bias.data.data(), T, KV);
+      backend_.add_bias(v.data(), w.v_bias.data.data(), T, KV);
+    }
+    backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data());
+    backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data());
+    write_kv(batch, store, layer, k.data(), v.data());
+    attention.attend(backend_, store, layer, q_heads, batch, q.data(), att.data());
+    backend_.matmul(att.data(), w.o.data.data(), x.data(), T, H, Q, /*accumulate=*/true);
+
+    backend_.rms_norm(x.data(), w.ffn_norm.data.data(), h.data(), T, H, eps);
+    backend_.matmul(h.data(), w.gate.data.data(), gate.data(), T, F, H);
+    backend_.matmul(h.data(), w.up.data.data(), up.data(), T, F, H);
+    backend_.silu_mul(gate.data(), up.data(), T * F);
+    backend_.matmul(gate.data(), w.down.data.data(), x.data(), T, H, F, /*accumulate=*/true);
+  }
+
+  // Only the rows that need logits go through the final norm and the LM head.
+  std::vector<float> last;  // (R, H)
+  std::size_t r = 0;
+  for (const auto& s : batch) {
+    r += s.tokens.size();
+    if (s.want_logits && !s.tokens.empty()) {
+      last.insert(last.end(), x.begin() + static_cast<std::ptrdiff_t>((r - 1) * H),
+                  x.begin() + static_cast<std::ptrdiff_t>(r * H));
+    }
+  }
+  const std::size_t R = last.size() / H;
+  std::vector<float> normed(R * H), logits(R * V);  // (R, H), (R, vocab)
+  backend_.rms_norm(last.data(), weights_.final_norm.data.data(), normed.data(), R, H, eps);
+  backend_.matmul(normed.data(), weights_.output().data.data(), logits.data(), R, V, H);
+  return logits;
+}
+
+}  // namespace infllm::model

@@ -1,0 +1,90 @@
+// generator.hpp: the single-instance engine: continuous batching with chunked prefill over one
+// local rBlock pool, sampling and stopping, preemption by recomputation.
+//
+// Each step builds one batch under a token budget (max_batch_tokens) and a sequence cap
+// (max_num_seqs): first one decode token for every running request that has finished its
+// prefill, then prefill chunks (continuing ones first, then new requests in arrival order).
+// Blocks come from the pool's SlotAllocator as positions need them. When the pool runs dry the
+// youngest running request is preempted (its blocks freed, its tokens so far recomputed later);
+// the oldest is never preempted, and a request that cannot grow even alone fails with reason
+// kv_capacity. A request whose prompt + max_new_tokens cannot fit the empty pool is rejected
+// (kv_capacity) at admission. The distributed engine (src/dist) generalizes this loop across
+// ranks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/forward.hpp"
+#include "model/sampler.hpp"
+#include "model/tokenizer.hpp"
+
+namespace infllm::model {
+
+struct GenRequest {
+  std::string id;
+  std::vector<std::int32_t> prompt;
+  int max_new_tokens = 256;
+  int min_new_tokens = 0;
+  bool ignore_eos = false;
+  std::vector<std::string> stop;
+  SamplingParams sampling;
+  // Set when the request was refused before it could run (bad prompt); it is reported as
+  // failed with this reason and never scheduled.
+  std::string fail_reason;
+};
+
+enum class GenStatus { kDone, kRejected, kFailed };
+const char* status_name(GenStatus status);
+
+struct GenResult {
+  std::string id;
+  GenStatus status = GenStatus::kDone;
+  std::string reason;         // why rejected or failed; "" when done
+  std::string finish_reason;  // "stop" | "length" when done
+  std::vector<std::int32_t> tokens;  // generated ids (a final EOS included)
+  std::string text;                  // decoded generated text, cut before a stop string
+  std::int64_t prompt_tokens = 0;
+  std::vector<std::vector<std::pair<std::int32_t, double>>> top_logprobs;  // per token
+  double queue_s = 0;        // arrival to first scheduled step
+  double first_token_s = 0;  // arrival to first generated token
+  double total_s = 0;        // arrival to finish
+  int preemptions = 0;
+};
+
+struct GeneratorOptions {
+  int block_tokens = 16;
+  std::int32_t pool_slots = 0;  // rBlocks in the local pool
+  KvDtype kv_dtype = KvDtype::kF32;
+  int max_batch_tokens = 512;
+  int max_num_seqs = 16;
+  std::vector<std::int32_t> eos_ids;  // any ends a request (unless ignore_eos)
+};
+
+struct GeneratorStats {
+  std::int64_t steps = 0;
+  std::int64_t prefill_tokens = 0;
+  std::int64_t decode_tokens = 0;
+  std::int64_t preemptions = 0;
+  std::int32_t pool_used_hwm = 0;
+};
+
+class Generator {
+ public:
+  // `tokenizer` decodes results and checks stop strings; it may be null (tokens only).
+  Generator(Forward& forward, const Tokenizer* tokenizer, const GeneratorOptions& options);
+
+  // Runs every request to completion; calls on_result once per request, in completion order.
+  GeneratorStats run(std::vector<GenRequest> requests,
+                     const std::function<void(GenResult&&)>& on_result);
+
+ private:
+  Forward& forward_;
+  const Tokenizer* tokenizer_;
+  GeneratorOptions options_;
+};
+
+}  // namespace infllm::model
