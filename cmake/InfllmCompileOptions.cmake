@@ -1,7 +1,8 @@
 # Warnings and sanitizers for every infllm target, through one interface target.
 add_library(infllm_options INTERFACE)
 target_compile_options(infllm_options INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wno-unused-parameter>)
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wno-unused-parameter
+  -Wno-missing-field-initializers>)
 target_include_directories(infllm_options INTERFACE ${PROJECT_SOURCE_DIR}/src)
 target_compile_definitions(infllm_options INTERFACE
   INFLLM_VERSION="${PROJECT_VERSION}" $<$<BOOL:${INFLLM_CUDA}>:INFLLM_HAVE_CUDA=1>

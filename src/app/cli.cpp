@@ -172,24 +172,54 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   return out;
 }
 
+Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args) {
+  Parsed<MakeModelConfig> out;
+  MakeModelConfig& c = out.config;
+  po::options_description desc("make-model");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("config", po::value<std::string>()->default_value(""), "read options from this file (key = value lines)")
+      ("preset", po::value(&c.preset)->default_value(c.preset), "model shape: micro | small | 1b")
+      ("out", po::value(&c.out)->required(), "output directory (Hugging Face layout)")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "weight seed")
+      ("dtype", po::value(&c.dtype)->default_value(c.dtype), "f32 | f16 | bf16");
+  const auto vm = parse(args, desc);
+  if (vm.count("help")) {
+    out.help = help_text(
+        "infllm make-model --preset NAME --out DIR [--seed S] [--dtype f32|f16|bf16]\n\n"
+        "presets: micro (tests: hidden 128, 2 layers, 4/2 heads, vocab 512), small (GQA 3,\n"
+        "llama3 rope scaling, untied), 1b (Llama-3.2-1B body, for GPUs)",
+        desc);
+    return out;
+  }
+  if (c.dtype != "f32" && c.dtype != "f16" && c.dtype != "bf16") {
+    throw UsageError("dtype", "'" + c.dtype + "' is not one of f32, f16, bf16");
+  }
+  return out;
+}
+
+Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args) {
+  Parsed<InspectConfig> out;
+  po::options_description desc("inspect");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("file", po::value(&out.config.path)->required(), "model directory or .gguf file");
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  const auto vm = parse(args, desc, &positional);
+  if (vm.count("help")) out.help = help_text("infllm inspect PATH", desc);
+  return out;
+}
+
 std::optional<std::string> parse_help_only(const std::string& subcommand,
                                            const std::vector<std::string>& args) {
+  if (subcommand == "make-model") return parse_make_model(args).help;
+  if (subcommand == "inspect") return parse_inspect(args).help;
   po::options_description desc(subcommand);
   po::positional_options_description positional;
   std::string usage = "infllm " + subcommand;
   desc.add_options()("help,h", "show this help");
-  if (subcommand == "make-model") {
-    desc.add_options()
-        ("preset", po::value<std::string>()->default_value("micro"), "model shape: micro ... 1b")
-        ("out", po::value<std::string>(), "output directory (Hugging Face layout)")
-        ("seed", po::value<unsigned long long>()->default_value(0), "weight seed")
-        ("dtype", po::value<std::string>()->default_value("f32"), "f32 | f16 | bf16");
-    usage += " --preset NAME --out DIR [--seed S] [--dtype f32|f16|bf16]";
-  } else if (subcommand == "inspect") {
-    desc.add_options()("file", po::value<std::string>(), "model directory, GGUF, input or output file");
-    positional.add("file", 1);
-    usage += " FILE";
-  } else if (subcommand == "bench") {
+  if (subcommand == "bench") {
     desc.add_options()
         ("name", po::value<std::string>(), "benchmark name")
         ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)");

@@ -66,6 +66,22 @@ struct Parsed {
 // (unknown option, bad value, missing required option, out-of-range value, bad --config file).
 Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args);
 
+// `infllm make-model`: write a generated model (src/model/make_model.hpp). The preset name is
+// checked where the presets live (make_model throws UsageError("preset")); dtype is checked here.
+struct MakeModelConfig {
+  std::string preset = "micro";
+  std::string out;
+  unsigned long long seed = 0;
+  std::string dtype = "f32";  // f32 | f16 | bf16
+};
+Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args);
+
+// `infllm inspect PATH`: describe a model directory or GGUF file.
+struct InspectConfig {
+  std::string path;
+};
+Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args);
+
 // Subcommands whose engine is not built yet still parse --help; this returns their help text,
 // or nullopt when --help was not asked for. Throws UsageError on unknown options.
 std::optional<std::string> parse_help_only(const std::string& subcommand,

@@ -11,6 +11,13 @@
 #include "app/cli.hpp"
 #include "core/errors.hpp"
 
+// Subcommand runners, compiled into the executable from cmd_*.cpp.
+namespace infllm::app {
+int run_make_model(const MakeModelConfig& config);
+int run_inspect(const InspectConfig& config);
+int run_generate(const GenerateConfig& config);
+}  // namespace infllm::app
+
 namespace {
 
 using infllm::ExitCode;
@@ -30,9 +37,25 @@ int run(const std::string& command, const std::vector<std::string>& args, int ar
       std::cout << *parsed.help;
       return 0;
     }
-    return not_built(command);
+    return infllm::app::run_generate(parsed.config);
   }
   if (command == "bench") return infllm::app::run_bench(args, argc, argv);
+  if (command == "make-model") {
+    auto parsed = infllm::app::parse_make_model(args);
+    if (parsed.help) {
+      std::cout << *parsed.help;
+      return 0;
+    }
+    return infllm::app::run_make_model(parsed.config);
+  }
+  if (command == "inspect") {
+    auto parsed = infllm::app::parse_inspect(args);
+    if (parsed.help) {
+      std::cout << *parsed.help;
+      return 0;
+    }
+    return infllm::app::run_inspect(parsed.config);
+  }
   if (auto help = infllm::app::parse_help_only(command, args)) {
     std::cout << *help;
     return 0;
