@@ -39,7 +39,10 @@ struct MergeScales {
 // m = -inf and m_part - m would be -inf - -inf = NaN; every partition then has l = 0 and o = 0,
 // so any finite factor is exact, and 0 keeps the result the empty state.
 INFLLM_HD inline float partition_scale(float m_part, float m) {
-  return m == -INFINITY ? 0.0f : exp2f(m_part - m);
+  if (m == -INFINITY) return 0.0f;
+  // The partition holding the max, and a running state whose max did not move (most blocks of a
+  // long context), need no exp2.
+  return m_part == m ? 1.0f : exp2f(m_part - m);
 }
 
 INFLLM_HD inline MergeScales merge_scales(float m_a, float m_b) {

@@ -143,7 +143,7 @@ TEST_P(AttentionStateMerge, MergedEqualsFullSoftmax) {
 }
 
 // Moderate scores, and scores far beyond exp's f32 range (only the max-relative form survives).
-INSTANTIATE_TEST_SUITE_P(Scores, AttentionStateMerge, ::testing::Values(3.0, 200.0, 1e4),
+INSTANTIATE_TEST_SUITE_P(AttentionState, AttentionStateMerge, ::testing::Values(3.0, 200.0, 1e4),
                          [](const auto& info) {
                            return "range" + std::to_string(static_cast<int>(info.param));
                          });
