@@ -10,6 +10,7 @@ function(infllm_unit_test layer name)
   set(target test_${layer}_${name})
   add_executable(${target} ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main infllm_options)
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   target_compile_definitions(${target} PRIVATE
     INFLLM_SOURCE_DIR="${PROJECT_SOURCE_DIR}" INFLLM_BINARY_DIR="${PROJECT_BINARY_DIR}")
   set(labels unit)
@@ -36,6 +37,7 @@ function(infllm_mpi_test layer name)
   set(target test_${layer}_${name})
   add_executable(${target} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/support/mpi_gtest_main.cpp)
   target_link_libraries(${target} PRIVATE ${ARG_LIBS} infllm_dist GTest::gtest infllm_options)
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   target_compile_definitions(${target} PRIVATE
     INFLLM_SOURCE_DIR="${PROJECT_SOURCE_DIR}" INFLLM_BINARY_DIR="${PROJECT_BINARY_DIR}")
   set_property(TARGET ${target} PROPERTY CROSSCOMPILING_EMULATOR

@@ -1,8 +1,6 @@
 // cli_test.cpp: the `infllm` command line, parsed as a pure function and run as a process.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -10,12 +8,13 @@
 
 #include "app/cli.hpp"
 #include "core/errors.hpp"
+#include "support/run_command.hpp"
 
 namespace infllm::app {
 namespace {
 
-const std::vector<std::string> kRequired = {"--model", "m", "--input", "in.jsonl", "--output",
-                                            "out.jsonl"};
+const std::vector<std::string> kRequired = {"--model",  "m",        "--input",
+                                            "in.jsonl", "--output", "out.jsonl"};
 
 std::vector<std::string> with_required(std::vector<std::string> extra) {
   std::vector<std::string> args = kRequired;
@@ -78,7 +77,8 @@ TEST(ParseGenerate, ErrorsNameTheOption) {
 
 TEST(ParseGenerate, ConfigFileSuppliesOptions) {
   const auto path = std::filesystem::temp_directory_path() / "infllm_cli_test.cfg";
-  std::ofstream(path) << "model = /models/x\ninput = a.jsonl\noutput = b.jsonl\nblock-tokens = 32\n";
+  std::ofstream(path)
+      << "model = /models/x\ninput = a.jsonl\noutput = b.jsonl\nblock-tokens = 32\n";
   const auto c = parse_generate({"--config", path.string()}).config;
   EXPECT_EQ(c.model, "/models/x");
   EXPECT_EQ(c.block_tokens, 32);
@@ -94,16 +94,7 @@ TEST(ParseHelpOnly, EverySubcommandHasHelp) {
   }
 }
 
-// Runs the built executable; returns (exit code, stdout+stderr).
-std::pair<int, std::string> run_infllm(const std::string& args) {
-  const std::string cmd = std::string(INFLLM_BINARY_DIR) + "/src/app/infllm " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using infllm::testing::run_infllm;
 
 TEST(InfllmExecutable, HelpListsTheSubcommands) {
   const auto [code, out] = run_infllm("--help");
@@ -112,7 +103,8 @@ TEST(InfllmExecutable, HelpListsTheSubcommands) {
 }
 
 TEST(InfllmExecutable, BadOptionExitsTwoNamingIt) {
-  const auto [code, out] = run_infllm("generate --model m --input i.jsonl --output o.jsonl --top-k -1");
+  const auto [code, out] =
+      run_infllm("generate --model m --input i.jsonl --output o.jsonl --top-k -1");
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("--top-k"), std::string::npos) << out;
 }

@@ -8,36 +8,28 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
+
+#include "support/run_command.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int code;
-  std::string out;
-};
+using Result = infllm::testing::CommandResult;
 
-Result infllm(const std::string& args) {
-  const std::string cmd = std::string(INFLLM_BINARY_DIR) + "/src/app/infllm " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+Result infllm(const std::string& args) { return infllm::testing::run_infllm(args); }
 
 class Generate : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("infllm_generate_test_" + std::to_string(getpid()));
     fs::create_directories(dir_);
-    const Result r = infllm("make-model --preset micro --seed 3 --out " + (dir_ / "micro").string());
+    const Result r =
+        infllm("make-model --preset micro --seed 3 --out " + (dir_ / "micro").string());
     ASSERT_EQ(r.code, 0) << r.out;
   }
   static std::string path(const std::string& name) { return (dir_ / name).string(); }
@@ -67,7 +59,7 @@ TEST_F(Generate, WritesOneLinePerRequest) {
   const auto in = write("in.jsonl", kInput);
   const auto out = path("out.jsonl");
   const Result r = infllm("generate --quiet --model " + model() + " --input " + in + " --output " +
-                       out + " --metrics " + path("m.json"));
+                          out + " --metrics " + path("m.json"));
   ASSERT_EQ(r.code, 0) << r.out;
   const auto lines = read_jsonl(out);
   ASSERT_EQ(lines.size(), 3u);
@@ -88,10 +80,14 @@ TEST_F(Generate, WritesOneLinePerRequest) {
 TEST_F(Generate, GreedyRunsAreReproducible) {
   const auto in = write("repro.jsonl", kInput);
   ASSERT_EQ(infllm("generate --quiet --model " + model() + " --input " + in + " --output " +
-                   path("r1.jsonl")).code, 0);
+                   path("r1.jsonl"))
+                .code,
+            0);
   // A different batch shape and chunking: same greedy tokens.
   ASSERT_EQ(infllm("generate --quiet --max-batch-tokens 3 --max-num-seqs 1 --model " + model() +
-                   " --input " + in + " --output " + path("r2.jsonl")).code, 0);
+                   " --input " + in + " --output " + path("r2.jsonl"))
+                .code,
+            0);
   std::map<std::string, json> a, b;
   for (const auto& l : read_jsonl(path("r1.jsonl"))) a[l["id"]] = l["tokens"];
   for (const auto& l : read_jsonl(path("r2.jsonl"))) b[l["id"]] = l["tokens"];
@@ -101,13 +97,10 @@ TEST_F(Generate, GreedyRunsAreReproducible) {
 TEST_F(Generate, HdfOutputHasTheResults) {
   const auto in = write("h.jsonl", kInput);
   const Result r = infllm("generate --quiet --model " + model() + " --input " + in + " --output " +
-                       path("out.h5"));
+                          path("out.h5"));
   ASSERT_EQ(r.code, 0) << r.out;
-  FILE* pipe = popen(("h5dump -d /results/status " + path("out.h5") + " 2>&1").c_str(), "r");
-  std::string text;
-  std::array<char, 4096> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) text += buf.data();
-  if (pipe) pclose(pipe);
+  const std::string text =
+      infllm::testing::run_command("h5dump -d /results/status " + path("out.h5")).out;
   EXPECT_NE(text.find("\"done\", \"done\", \"done\""), std::string::npos) << text;
 }
 
@@ -118,7 +111,7 @@ TEST_F(Generate, RequestTooLargeForThePoolIsRejectedExitOne) {
   // micro: 2 layers x 2 kv heads x 32 dims x 16 tokens x 2 x 4 bytes = 16 KiB per rBlock;
   // 1 MiB holds 64 blocks = 1024 tokens.
   const Result r = infllm("generate --quiet --kv-pool-mb 1 --model " + model() + " --input " + in +
-                       " --output " + path("big.out.jsonl"));
+                          " --output " + path("big.out.jsonl"));
   EXPECT_EQ(r.code, 1) << r.out;
   std::map<std::string, json> by_id;
   for (const auto& l : read_jsonl(path("big.out.jsonl"))) by_id[l["id"]] = l;
@@ -140,7 +133,7 @@ TEST_F(Generate, BadInputExitsTwoAndWritesNothing) {
 TEST_F(Generate, MissingModelExitsTwoNamingIt) {
   const auto in = write("ok.jsonl", "{\"id\": \"a\", \"prompt\": \"x\"}\n");
   const Result r = infllm("generate --model " + path("nope") + " --input " + in + " --output " +
-                       path("o.jsonl"));
+                          path("o.jsonl"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find(path("nope")), std::string::npos) << r.out;
 }
@@ -149,7 +142,7 @@ TEST_F(Generate, ExistingOutputIsRefused) {
   const auto in = write("e.jsonl", "{\"id\": \"a\", \"prompt\": \"x\"}\n");
   write("exists.jsonl", "{\"id\": \"old\"}\n");
   const Result r = infllm("generate --model " + model() + " --input " + in + " --output " +
-                       path("exists.jsonl"));
+                          path("exists.jsonl"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("output exists"), std::string::npos) << r.out;
   EXPECT_EQ(read_jsonl(path("exists.jsonl")).size(), 1u);

@@ -12,6 +12,7 @@
 #include "core/errors.hpp"
 #include "io/hdf5_results.hpp"
 #include "io/results.hpp"
+#include "support/run_command.hpp"
 
 namespace infllm::io {
 namespace {
@@ -89,15 +90,6 @@ TEST(JsonlSink, UnwritableOrMissingDirectoryIsNamed) {
   EXPECT_THROW(open_result_sink((temp_dir() / "out.csv").string(), {}, {}), InputError);
 }
 
-std::string run(const std::string& cmd) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  if (pipe) pclose(pipe);
-  return out;
-}
-
 TEST(Hdf5Sink, BuildsACompleteFileFromTheJournal) {
   const auto path = (temp_dir() / "out.h5").string();
   fs::remove(path);
@@ -115,7 +107,9 @@ TEST(Hdf5Sink, BuildsACompleteFileFromTheJournal) {
 
   // An independent reader: Debian's h5dump sees the schema and the values.
   const std::string dump =
-      run("h5dump -d /results/id -d /results/tokens -a /complete -a /run " + path);
+      infllm::testing::run_command(
+          "h5dump -d /results/id -d /results/tokens -a /complete -a /run " + path)
+          .out;
   EXPECT_NE(dump.find("\"doc-2\""), std::string::npos) << dump;
   EXPECT_NE(dump.find("(5, 6, 7)"), std::string::npos) << dump;
   EXPECT_NE(dump.find("ATTRIBUTE \"complete\""), std::string::npos) << dump;

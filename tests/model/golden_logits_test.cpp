@@ -36,6 +36,7 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "model/forward.hpp"
 #include "model/weights.hpp"
+#include "support/run_command.hpp"
 
 namespace infllm::model {
 namespace {
@@ -82,22 +83,12 @@ struct TempDir {
 
 // Runs the built `infllm make-model <args> --out dir`; returns its exit status.
 int run_make_model(const json& args, const fs::path& dir) {
-  const fs::path infllm = fs::path(INFLLM_BINARY_DIR) / "src" / "app" / "infllm";
-  if (!fs::exists(infllm)) {
-    ADD_FAILURE() << infllm << " is missing: build the `infllm` target before this test";
-    return -1;
-  }
-  std::string cmd = infllm.string() + " make-model";
+  std::string cmd = "make-model";
   for (const auto& a : args) cmd += " '" + a.get<std::string>() + "'";
-  cmd += " --out '" + dir.string() + "' 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  if (!pipe) return -1;
-  std::array<char, 256> buf{};
-  std::string output;
-  while (fgets(buf.data(), int(buf.size()), pipe.get())) output += buf.data();
-  const int status = pclose(pipe.release());
-  if (status != 0) ADD_FAILURE() << cmd << " failed:\n" << output;
-  return status;
+  cmd += " --out '" + dir.string() + "'";
+  const auto result = infllm::testing::run_infllm(cmd);
+  if (result.code != 0) ADD_FAILURE() << cmd << " failed:\n" << result.out;
+  return result.code;
 }
 
 // The tensor behind a Hugging Face name of weights.hpp's Weights (only the names the golden

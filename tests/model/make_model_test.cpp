@@ -17,6 +17,7 @@
 #include "model/make_model.hpp"
 #include "model/safetensors.hpp"
 #include "model/weights.hpp"
+#include "support/run_command.hpp"
 
 namespace infllm::model {
 namespace {
@@ -159,17 +160,7 @@ TEST(MakeModelTokenizer, CoversTheWholeVocabulary) {
 }
 
 // Runs the built executable; returns (exit code, stdout + stderr).
-std::pair<int, std::string> run_infllm(const std::string& args) {
-  const std::string binary = std::string(INFLLM_BINARY_DIR) + "/src/app/infllm";
-  EXPECT_TRUE(fs::exists(binary)) << binary << " is not built (build the infllm target)";
-  FILE* pipe = popen((binary + " " + args + " 2>&1").c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buf{};
-  while (pipe != nullptr && std::fgets(buf.data(), buf.size(), pipe) != nullptr)
-    output += buf.data();
-  const int status = pipe != nullptr ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using infllm::testing::run_infllm;
 
 TEST_F(MakeModel, ExecutableMakesAModelThatInspectDescribes) {
   const auto [made, made_out] =
