@@ -17,7 +17,8 @@ constexpr std::size_t kMaxPiece = std::size_t{1} << 30;
 
 RmaPool::RmaPool(MPI_Comm comm, std::size_t slot_bytes, std::int32_t slots)
     : comm_(comm), slot_bytes_(slot_bytes), slots_(slots) {
-  if (slot_bytes == 0 || slots < 0) throw InternalError("RmaPool: empty slot size or negative slots");
+  if (slot_bytes == 0 || slots < 0)
+    throw InternalError("RmaPool: empty slot size or negative slots");
   MPI_Info info = MPI_INFO_NULL;
   INFLLM_MPI_CHECK(MPI_Info_create(&info));
   // Slots are never accumulated into: tell the library so it can skip atomicity bookkeeping.
@@ -50,14 +51,25 @@ MPI_Aint RmaPool::displacement(BlockRef ref, std::size_t offset, std::size_t byt
   return static_cast<MPI_Aint>(static_cast<std::size_t>(ref.slot.value()) * slot_bytes_ + offset);
 }
 
-void RmaPool::put(const void* src, std::size_t bytes, BlockRef dst, std::size_t offset) {
-  const MPI_Aint disp = displacement(dst, offset, bytes);
+void RmaPool::put_bytes(const void* src, std::size_t bytes, RankId target, MPI_Aint disp) {
   const auto* from = static_cast<const std::byte*>(src);
   for (std::size_t done = 0; done < bytes; done += kMaxPiece) {
     const int n = static_cast<int>(std::min(kMaxPiece, bytes - done));
-    INFLLM_MPI_CHECK(MPI_Put(from + done, n, MPI_BYTE, dst.rank.value(),
+    INFLLM_MPI_CHECK(MPI_Put(from + done, n, MPI_BYTE, target.value(),
                              disp + static_cast<MPI_Aint>(done), n, MPI_BYTE, win_));
   }
+}
+
+void RmaPool::put(const void* src, std::size_t bytes, BlockRef dst, std::size_t offset) {
+  put_bytes(src, bytes, dst.rank, displacement(dst, offset, bytes));
+}
+
+void RmaPool::put_range(const void* src, std::size_t bytes, RankId target, SlotId first) {
+  const std::size_t start = static_cast<std::size_t>(first.value()) * slot_bytes_;
+  if (first.value() < 0 || start + bytes > slot_bytes_ * static_cast<std::size_t>(slots_)) {
+    throw InternalError("RmaPool::put_range: range beyond the pool");
+  }
+  put_bytes(src, bytes, target, static_cast<MPI_Aint>(start));
 }
 
 void RmaPool::get(void* dst, std::size_t bytes, BlockRef src, std::size_t offset) {

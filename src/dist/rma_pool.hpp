@@ -36,6 +36,10 @@ class RmaPool {
 
   // Copies `bytes` from `src` into (target, slot) at `offset`. Completes at flush(target).
   void put(const void* src, std::size_t bytes, BlockRef dst, std::size_t offset = 0);
+  // Copies `bytes` from `src` into consecutive slots of `target` starting at `first` (a range
+  // that may cross slot boundaries: bulk transfers, benchmarks). The range must fit the pool's
+  // size on this rank, which the caller guarantees is also the target's.
+  void put_range(const void* src, std::size_t bytes, RankId target, SlotId first);
   // Copies `bytes` of (target, slot) from `offset` into `dst`. Completes at flush(target).
   void get(void* dst, std::size_t bytes, BlockRef src, std::size_t offset = 0);
 
@@ -46,6 +50,7 @@ class RmaPool {
 
  private:
   MPI_Aint displacement(BlockRef ref, std::size_t offset, std::size_t bytes) const;
+  void put_bytes(const void* src, std::size_t bytes, RankId target, MPI_Aint disp);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   MPI_Win win_ = MPI_WIN_NULL;

@@ -162,3 +162,32 @@ INSTANTIATE_TEST_SUITE_P(SlotSizes, RmaPoolTest, ::testing::Values(4099, 65536),
 
 }  // namespace
 }  // namespace infllm::dist
+
+namespace infllm::dist {
+namespace {
+
+TEST(RmaPoolRange, PutRangeFillsConsecutiveSlotsOfTheNextRank) {
+  constexpr std::size_t kSlot = 1000;
+  constexpr std::int32_t kSlots = 5;
+  RmaPool pool(MPI_COMM_WORLD, kSlot, kSlots);
+  const int next = (world_rank() + 1) % world_size();
+  const int prev = (world_rank() + world_size() - 1) % world_size();
+  std::vector<std::byte> buf(kSlot * 3);
+  fill_verifiable(buf.data(), buf.size(), world_rank(), 99);
+  pool.put_range(buf.data(), buf.size(), RankId{next}, SlotId{1});
+  pool.flush(RankId{next});
+  MPI_Barrier(MPI_COMM_WORLD);
+  pool.sync();
+  // Slots 1..3 hold the previous rank's 3000 bytes, in order.
+  std::vector<std::byte> got(kSlot * 3);
+  for (int s = 0; s < 3; ++s) {
+    const auto slot = pool.local(SlotId{1 + s});
+    std::copy(slot.begin(), slot.end(), got.begin() + s * kSlot);
+  }
+  EXPECT_EQ(sum_all(count_unverifiable(got.data(), got.size(), prev, 99)), 0u);
+  EXPECT_THROW(pool.put_range(buf.data(), buf.size(), RankId{next}, SlotId{3}), InternalError);
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+}  // namespace
+}  // namespace infllm::dist
