@@ -34,12 +34,11 @@ __global__ void merge_states_kernel(const float* o, const float* m, const float*
 }  // namespace
 
 cudaError_t launch_merge_states(const float* o, const float* m, const float* l, int parts,
-                                std::int64_t rows, int head_dim, float* out,
-                                cudaStream_t stream) {
+                                std::int64_t rows, int head_dim, float* out, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
   const int threads = head_dim < 128 ? 64 : 128;
   merge_states_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(o, m, l, parts, rows,
-                                                                            head_dim, out);
+                                                                           head_dim, out);
   return cudaGetLastError();
 }
 

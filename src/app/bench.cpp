@@ -42,8 +42,8 @@ int run_bench(const std::vector<std::string>& args, int argc, char** argv) {
   if (auto help = parse_help_only("bench", args)) {
     std::cout << *help << "\nbenchmarks:\n";
     for (const auto& b : benchmarks()) {
-      std::cout << "  " << b.name << std::string(18 - std::string(b.name).size(), ' ')
-                << b.summary << (find_bench(b.name) ? "" : "  [not built yet]") << "\n";
+      std::cout << "  " << b.name << std::string(18 - std::string(b.name).size(), ' ') << b.summary
+                << (find_bench(b.name) ? "" : "  [not built yet]") << "\n";
     }
     return 0;
   }

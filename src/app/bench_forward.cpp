@@ -51,7 +51,8 @@ struct Bench {
     store.base = bytes.data();
     for (int s = 0; s < seqs; ++s) {
       std::vector<SlotId> t;
-      for (std::int64_t b = 0; b < per; ++b) t.push_back(SlotId{static_cast<std::int32_t>(s * per + b)});
+      for (std::int64_t b = 0; b < per; ++b)
+        t.push_back(SlotId{static_cast<std::int32_t>(s * per + b)});
       tables.push_back(std::move(t));
     }
   }
@@ -62,7 +63,8 @@ struct Bench {
       const std::int64_t len = std::min(chunk, n - done);
       std::vector<model::StepSequence> batch;
       for (auto& t : tables) {
-        batch.push_back({std::span(tokens).first(static_cast<std::size_t>(len)), pos + done, t, true});
+        batch.push_back(
+            {std::span(tokens).first(static_cast<std::size_t>(len)), pos + done, t, true});
       }
       fwd.step(batch, store);
     }
@@ -77,15 +79,16 @@ struct Bench {
 
 int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
   const std::string home = std::getenv("HOME") ? std::getenv("HOME") : "/root";
-  const std::string path = arg_value(argc, argv, "--model",
-                                     home + "/.cache/infllm/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+  const std::string path = arg_value(
+      argc, argv, "--model", home + "/.cache/infllm/models/SmolLM2-135M-Instruct.Q4_1.gguf");
   if (!std::filesystem::exists(path)) {
-    std::fprintf(stderr, "bench forward: no model at %s (run scripts/fetch_model.sh or pass --model)\n",
+    std::fprintf(stderr,
+                 "bench forward: no model at %s (run scripts/fetch_model.sh or pass --model)\n",
                  path.c_str());
     return 2;
   }
-  const int threads = std::stoi(arg_value(argc, argv, "--threads",
-                                          std::to_string(infllm::cpu::available_cores())));
+  const int threads =
+      std::stoi(arg_value(argc, argv, "--threads", std::to_string(infllm::cpu::available_cores())));
   infllm::cpu::set_threads(threads);
   const model::LoadedModel m = model::load_model(path);
   const auto& c = m.config;
@@ -95,15 +98,15 @@ int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
   const double bw = infllm::cpu::read_bandwidth_gbs(std::size_t{512} << 20, threads);
   const double gflops = infllm::cpu::sgemm_gflops(1024);
   // Weights every token's matmuls touch (f32), and their FLOPs per token.
-  const double linear = double(c.num_layers) *
-                        double(c.hidden_size * c.q_dim() * 2 + c.hidden_size * c.kv_dim() * 2 +
-                               3 * c.hidden_size * c.intermediate_size);
+  const double linear =
+      double(c.num_layers) * double(c.hidden_size * c.q_dim() * 2 + c.hidden_size * c.kv_dim() * 2 +
+                                    3 * c.hidden_size * c.intermediate_size);
   const double head = double(c.vocab_size * c.hidden_size);
   const double kv_bytes_per_token = double(c.num_layers * 2 * c.kv_dim() * 4);
 
   std::printf("# model %s: %lld layers, hidden %lld, %.1f M linear params (f32); threads %d\n",
-              path.c_str(), (long long)c.num_layers, (long long)c.hidden_size, (linear + head) / 1e6,
-              threads);
+              path.c_str(), (long long)c.num_layers, (long long)c.hidden_size,
+              (linear + head) / 1e6, threads);
   std::printf("# machine: sgemm 1024^3 %.1f GFLOP/s, sequential read %.1f GB/s (same threads)\n",
               gflops, bw);
   std::printf("%-26s %10s %12s %12s %14s %10s\n", "case", "tokens/s", "llama.cpp", "vs llama.cpp",
@@ -123,7 +126,8 @@ int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
     for (int r = 0; r < 3; ++r) best = std::min(best, b.run(0, 512, 512));
     const double attn = 2.0 * 2.0 * 512.0 * 512.0 / 2.0 * double(c.q_dim()) * double(c.num_layers);
     const double flops = 2.0 * linear * 512 + 2.0 * head + attn;
-    rows.push_back({"prefill 512, batch 1", 512 / best, 510, flops / best / 1e9 / gflops, "of sgemm"});
+    rows.push_back(
+        {"prefill 512, batch 1", 512 / best, 510, flops / best / 1e9 / gflops, "of sgemm"});
   }
   {  // Decode at batch 1 after a 16-token prompt: a stream over the weights.
     Bench b(fwd, 1, 16 + 64);
@@ -155,9 +159,10 @@ int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
     std::printf("%-26s %10.1f %12.0f %11.2fx %s\n", r.name, r.tps, r.llama, r.tps / r.llama, use);
     beaten += r.tps > r.llama;
   }
-  std::printf("# llama.cpp column: issue 3's figures for this shape in f32 with 2 threads on this\n"
-              "# machine class (not re-measured here). %d of %zu cases faster than llama.cpp.\n",
-              beaten, rows.size());
+  std::printf(
+      "# llama.cpp column: issue 3's figures for this shape in f32 with 2 threads on this\n"
+      "# machine class (not re-measured here). %d of %zu cases faster than llama.cpp.\n",
+      beaten, rows.size());
   return 0;
 }
 

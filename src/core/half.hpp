@@ -58,7 +58,7 @@ INFLLM_HD inline f16 to_f16(float f) {
   const std::uint32_t u = f32_bits(f);
   const std::uint16_t sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
   const std::uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return f16{static_cast<std::uint16_t>(sign | 0x7e00u)};  // nan
+  if (abs > 0x7f800000u) return f16{static_cast<std::uint16_t>(sign | 0x7e00u)};   // nan
   if (abs >= 0x477ff000u) return f16{static_cast<std::uint16_t>(sign | 0x7c00u)};  // >= 65520: inf
   if (abs >= 0x38800000u) {  // normal in f16 (>= 2^-14)
     // Rebias exponent (127 -> 15) and round the 13 dropped mantissa bits to nearest even.

@@ -16,9 +16,8 @@ namespace {
 template <typename Fn>
 void parallel_chunks(std::size_t n, std::size_t grain, Fn fn) {
   if (n == 0) return;
-  const std::size_t chunks = std::max<std::size_t>(1, std::min<std::size_t>(
-                                                          n / std::max<std::size_t>(grain, 1),
-                                                          std::size_t(threads()) * 4));
+  const std::size_t chunks = std::max<std::size_t>(
+      1, std::min<std::size_t>(n / std::max<std::size_t>(grain, 1), std::size_t(threads()) * 4));
   if (chunks == 1) {
     fn(std::size_t{0}, n);
     return;

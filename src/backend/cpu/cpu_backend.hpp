@@ -9,8 +9,8 @@ namespace infllm::cpu {
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
-  void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
-              std::size_t k, bool accumulate) override;
+  void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n, std::size_t k,
+              bool accumulate) override;
   void rms_norm(const float* x, const float* gain, float* y, std::size_t rows, std::size_t dim,
                 float eps) override;
   void rope(float* x, const std::int64_t* positions, std::size_t rows, int heads, int head_dim,
