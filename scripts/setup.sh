@@ -7,7 +7,7 @@
 set -euo pipefail
 
 # NOTE: the list is exactly the build's and tests' needs:
-#   toolchain     build-essential cmake git ca-certificates
+#   toolchain     build-essential cmake git pkg-config
 #   MPI           openmpi-bin libopenmpi-dev (Open MPI 4.1, RMA windows, PMIx)
 #   HDF5          libhdf5-openmpi-dev hdf5-tools (parallel HDF5; h5dump reads outputs in tests)
 #   libraries     libboost-program-options-dev libopenblas-dev nlohmann-json3-dev
@@ -15,7 +15,7 @@ set -euo pipefail
 #   scripts       python3 python3-venv python3-pip unzip (model download, golden data)
 #   launcher      openssh-client (Open MPI 4 refuses to start mpirun without an rsh agent)
 packages=(
-  build-essential cmake git ca-certificates pkg-config
+  build-essential cmake git pkg-config
   openmpi-bin libopenmpi-dev
   libhdf5-openmpi-dev hdf5-tools
   libboost-program-options-dev libopenblas-dev nlohmann-json3-dev
