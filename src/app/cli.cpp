@@ -203,7 +203,7 @@ Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args) {
   po::options_description desc("inspect");
   desc.add_options()
       ("help,h", "show this help")
-      ("file", po::value(&out.config.path)->required(), "model directory or .gguf file");
+      ("file", po::value(&out.config.path)->required(), "model directory, .gguf file, or .jsonl/.h5 input or output");
   po::positional_options_description positional;
   positional.add("file", 1);
   const auto vm = parse(args, desc, &positional);

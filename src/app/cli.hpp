@@ -39,7 +39,7 @@ struct GenerateConfig {
   unsigned long long seed = 0;
   int logprobs = 0;
   // Resources.
-  int threads = 0;  // 0 = node cores / ranks on the node
+  int threads = 0;          // 0 = node cores / ranks on the node
   double kv_pool_mb = 0.0;  // 0 = automatic
   int block_tokens = 16;
   double max_lend_fraction = 0.5;
@@ -76,7 +76,7 @@ struct MakeModelConfig {
 };
 Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args);
 
-// `infllm inspect PATH`: describe a model directory or GGUF file.
+// `infllm inspect PATH`: describe a model directory or GGUF file, an input or an output.
 struct InspectConfig {
   std::string path;
 };

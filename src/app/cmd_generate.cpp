@@ -3,18 +3,39 @@
 //
 // Order matters for "nothing half-written": everything that can be wrong with the inputs (model
 // files, tokenizer, documents, options) is checked before the output is created.
+//
+// The job's life: `--resume` skips the requests the output already holds (io/results.hpp,
+// io/fingerprint.hpp); SIGUSR1, SIGTERM and SIGINT set a flag that stops the engine at the next
+// step boundary, what finished is fsync'ed, and the exit code is 4; progress goes to stderr
+// (io/progress.hpp).
+//
+// Test-only environment variables (not part of the user contract):
+//   INFLLM_TEST_KILL_AFTER=N       SIGKILL itself right after the Nth record of this run is
+//                                  appended and fsync'ed (a deterministic kill for resume tests)
+//   INFLLM_TEST_STEP_DELAY_MS=M    sleep M ms after every engine step (a run slow enough to be
+//                                  signalled mid-way, even on a fast machine)
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "app/cli.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "core/errors.hpp"
 #include "io/documents.hpp"
+#include "io/fingerprint.hpp"
+#include "io/progress.hpp"
 #include "io/results.hpp"
 #include "model/chat_template.hpp"
 #include "model/generator.hpp"
@@ -34,7 +55,9 @@ model::Tokenizer load_tokenizer(const model::LoadedModel& m) {
     throw InputError(m.path, "", "no tokenizer.json next to the model (needed to encode text)");
   }
   model::Tokenizer t = model::Tokenizer::from_json_file(m.tokenizer_json_path);
-  if (!t.bos_id() && m.config.bos_token_id) t.set_bos_id(static_cast<std::int32_t>(*m.config.bos_token_id));
+  if (!t.bos_id() && m.config.bos_token_id) {
+    t.set_bos_id(static_cast<std::int32_t>(*m.config.bos_token_id));
+  }
   if (!t.eos_id() && !m.config.eos_token_ids.empty()) {
     t.set_eos_id(static_cast<std::int32_t>(m.config.eos_token_ids.front()));
   }
@@ -84,7 +107,9 @@ model::GenRequest make_request(const io::Document& doc, const GenerateConfig& cf
   } else if (doc.prompt) {
     r.prompt = tok.encode(*doc.prompt);
   } else {
-    if (!chat) throw InputError(input, doc.where, "messages given but the model has no chat template");
+    if (!chat) {
+      throw InputError(input, doc.where, "messages given but the model has no chat template");
+    }
     std::vector<model::ChatMessage> msgs;
     for (const auto& m : *doc.messages) msgs.push_back({m.role, m.content});
     r.prompt = tok.encode(chat->render(msgs), model::EncodeOptions{.add_special = false});
@@ -120,9 +145,52 @@ io::ResultRecord to_record(model::GenResult&& g) {
   return r;
 }
 
+// The options that change outputs: part of the fingerprint (io/fingerprint.hpp). Block size,
+// batching, threads and pool size are not (docs/design.md, Determinism).
+json output_options(const GenerateConfig& cfg) {
+  return {{"max-new-tokens", cfg.max_new_tokens},
+          {"min-new-tokens", cfg.min_new_tokens},
+          {"ignore-eos", cfg.ignore_eos},
+          {"stop", cfg.stop},
+          {"temperature", cfg.temperature},
+          {"top-p", cfg.top_p},
+          {"top-k", cfg.top_k},
+          {"min-p", cfg.min_p},
+          {"seed", cfg.seed},
+          {"logprobs", cfg.logprobs}};
+}
+
+// Set by the signal handler; read at step boundaries.
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free flag");
+
+extern "C" void on_stop_signal(int sig) {
+  // A second Ctrl-C means "now": the default action, without the flush.
+  if (sig == SIGINT && g_stop_signal.load() != 0) {
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+    return;
+  }
+  g_stop_signal.store(sig);
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGUSR1, SIGTERM, SIGINT}) sigaction(sig, &sa, nullptr);
+}
+
+long env_number(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::strtol(v, nullptr, 10) : 0;
+}
+
 }  // namespace
 
 int run_generate(const GenerateConfig& cfg) {
+  install_stop_handlers();
   const auto t0 = Clock::now();
   cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(1));
 
@@ -148,24 +216,50 @@ int run_generate(const GenerateConfig& cfg) {
   const BlockGeometry geometry = forward.geometry(cfg.block_tokens, KvDtype::kF32);
   // NOTE: --kv-pool-mb 0 (automatic) on the CPU build: 512 MiB per rank.
   const double pool_mb = cfg.kv_pool_mb > 0 ? cfg.kv_pool_mb : 512.0;
-  const auto slots = static_cast<std::int32_t>(pool_mb * 1048576.0 / double(geometry.block_bytes()));
+  const auto slots =
+      static_cast<std::int32_t>(pool_mb * 1048576.0 / double(geometry.block_bytes()));
   if (slots < 1) {
     throw UsageError("kv-pool-mb", "holds no rBlock of this model (" +
                                        std::to_string(geometry.block_bytes()) + " bytes each)");
   }
 
-  // 2. The output.
-  const json run_attributes = {{"model", cfg.model},        {"input", cfg.input},
-                               {"ranks", 1},                {"version", INFLLM_VERSION},
-                               {"block_tokens", cfg.block_tokens}, {"kv_pool_mb", pool_mb},
-                               {"temperature", cfg.temperature},   {"seed", cfg.seed}};
-  auto sink = io::open_result_sink(cfg.output, io::OutputOptions{.overwrite = cfg.overwrite},
-                                   run_attributes);
+  // 2. The output (and, on resume, what an earlier run finished).
+  const json fingerprint = io::make_fingerprint(cfg.model, cfg.input, output_options(cfg),
+                                                static_cast<std::int64_t>(docs.size()));
+  const json run_attributes = {{"model", cfg.model},
+                               {"input", cfg.input},
+                               {"ranks", 1},
+                               {"version", INFLLM_VERSION},
+                               {"block_tokens", cfg.block_tokens},
+                               {"kv_pool_mb", pool_mb},
+                               {"temperature", cfg.temperature},
+                               {"seed", cfg.seed},
+                               {"fingerprint", fingerprint}};
+  auto sink = io::open_result_sink(
+      cfg.output, io::OutputOptions{.overwrite = cfg.overwrite, .resume = cfg.resume},
+      run_attributes, &fingerprint);
+  std::size_t not_done = 0;
+  json by_status = json::object();
+  std::set<std::string> earlier_ids;
+  for (const auto& r : sink->earlier()) {
+    earlier_ids.insert(r.id);
+    by_status[r.status] = by_status.value(r.status, 0) + 1;
+    if (r.status != "done") ++not_done;
+  }
+  std::erase_if(requests, [&](const model::GenRequest& r) { return earlier_ids.count(r.id) > 0; });
   if (!cfg.quiet) {
     std::cerr << "infllm generate: " << docs.size() << " requests, " << prompt_tokens
               << " prompt tokens; model " << m.path << " (" << m.config.num_layers << " layers, "
               << m.config.hidden_size << " hidden); pool " << slots << " rBlocks of "
               << geometry.block_bytes() << " bytes; " << cpu::threads() << " threads\n";
+    if (cfg.resume) {
+      std::cerr << "infllm generate: resuming " << cfg.output << ": " << earlier_ids.size()
+                << " finished earlier, " << requests.size() << " to run";
+      if (sink->torn_bytes_dropped() > 0) {
+        std::cerr << "; dropped a torn last line (" << sink->torn_bytes_dropped() << " bytes)";
+      }
+      std::cerr << "\n";
+    }
   }
 
   // 3. The run.
@@ -176,27 +270,47 @@ int run_generate(const GenerateConfig& cfg) {
   options.max_num_seqs = cfg.max_num_seqs;
   options.eos_ids = eos_ids(m, tok);
   model::Generator generator(forward, &tok, options);
-  std::size_t finished = 0, not_done = 0;
+  std::optional<io::ProgressReporter> progress;
+  if (!cfg.quiet) {
+    progress.emplace(std::cerr, ::isatty(STDERR_FILENO) != 0, docs.size(), earlier_ids.size());
+  }
+  const long kill_after = env_number("INFLLM_TEST_KILL_AFTER");
+  const long step_delay_ms = env_number("INFLLM_TEST_STEP_DELAY_MS");
+  std::size_t finished = 0;
   std::int64_t generated = 0;
-  json by_status = json::object();
-  const auto stats = generator.run(std::move(requests), [&](model::GenResult&& g) {
-    ++finished;
-    generated += static_cast<std::int64_t>(g.tokens.size());
-    if (g.status != model::GenStatus::kDone) ++not_done;
-    const std::string status = model::status_name(g.status);
-    by_status[status] = by_status.value(status, 0) + 1;
-    if (!cfg.quiet) {
-      std::cerr << "infllm generate: [" << finished << "/" << docs.size() << "] " << g.id << " "
-                << status << (g.reason.empty() ? "" : " (" + g.reason + ")") << ", "
-                << g.tokens.size() << " tokens in " << g.total_s << " s\n";
+  model::RunHooks hooks;
+  hooks.stop = [] { return g_stop_signal.load() != 0; };
+  hooks.on_step = [&](const model::StepProgress& p) {
+    if (progress) {
+      progress->on_step(io::ProgressSample{p.prefill_tokens, p.decode_tokens, p.pool_used,
+                                           p.pool_slots, /*loans_outstanding=*/0});
     }
-    sink->append(to_record(std::move(g)));
-  });
+    if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
+  };
+  const auto stats = generator.run(
+      std::move(requests),
+      [&](model::GenResult&& g) {
+        ++finished;
+        generated += static_cast<std::int64_t>(g.tokens.size());
+        if (g.status != model::GenStatus::kDone) ++not_done;
+        const std::string status = model::status_name(g.status);
+        by_status[status] = by_status.value(status, 0) + 1;
+        sink->append(to_record(std::move(g)));
+        if (progress) progress->on_result();
+        if (kill_after > 0 && finished == static_cast<std::size_t>(kill_after)) {
+          sink->flush();
+          std::raise(SIGKILL);
+        }
+      },
+      hooks);
   sink->close();
+  if (progress) progress->finish();
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!cfg.metrics.empty()) {
     const json metrics = {{"requests", docs.size()},
+                          {"requests_earlier", earlier_ids.size()},
                           {"requests_by_status", by_status},
+                          {"stopped_by_signal", stats.stopped},
                           {"prompt_tokens", prompt_tokens},
                           {"generated_tokens", generated},
                           {"prefill_tokens_computed", stats.prefill_tokens},
@@ -211,10 +325,23 @@ int run_generate(const GenerateConfig& cfg) {
                           {"ranks", 1}};
     std::ofstream(cfg.metrics) << metrics.dump(2) << "\n";
   }
+  if (stats.stopped) {
+    if (!cfg.quiet) {
+      const int sig = g_stop_signal.load();
+      std::cerr << "infllm generate: stopped by "
+                << (sig == SIGUSR1   ? "SIGUSR1"
+                    : sig == SIGTERM ? "SIGTERM"
+                                     : "SIGINT")
+                << " after " << earlier_ids.size() + finished << "/" << docs.size()
+                << " requests (output fsync'ed); run again with --resume to finish " << cfg.output
+                << "\n";
+    }
+    return static_cast<int>(ExitCode::kStopped);
+  }
   if (!cfg.quiet) {
-    std::cerr << "infllm generate: " << finished << " requests (" << by_status.dump() << "), "
-              << generated << " tokens generated in " << seconds << " s; output " << cfg.output
-              << "\n";
+    std::cerr << "infllm generate: done: " << earlier_ids.size() + finished << " requests ("
+              << by_status.dump() << "), " << generated << " tokens generated in " << seconds
+              << " s; output " << cfg.output << "\n";
   }
   return static_cast<int>(not_done == 0 ? ExitCode::kOk : ExitCode::kSomeNotDone);
 }

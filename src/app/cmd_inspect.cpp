@@ -1,8 +1,15 @@
-// cmd_inspect.cpp: `infllm inspect PATH`: describes a model directory or GGUF file.
+// cmd_inspect.cpp: `infllm inspect PATH`: describes a model directory or GGUF file, an input
+// or an output of `infllm generate`.
 //
-// Reads only headers and metadata (safetensors headers, the GGUF directory, tokenizer.json), so
-// describing a multi-GB model takes milliseconds: architecture, shapes, parameter count, a
-// histogram of tensor types, and the tokenizer.
+// Models: reads only headers and metadata (safetensors headers, the GGUF directory,
+// tokenizer.json), so describing a multi-GB model takes milliseconds: architecture, shapes,
+// parameter count, a histogram of tensor types, and the tokenizer.
+// Inputs (.jsonl, .h5): documents, prompt kinds, prompt sizes, per-request settings.
+// Outputs (.jsonl, .h5, or an HDF5 output's .journal): records by status, finish reasons,
+// tokens, the fingerprint beside the output, and whether every request of the run is there.
+// A JSONL file is an output when its first record has a `status`; an HDF5 file when it has
+// /results.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -10,9 +17,15 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "app/cli.hpp"
 #include "core/errors.hpp"
+#include "io/documents.hpp"
+#include "io/fingerprint.hpp"
+#include "io/hdf5_file.hpp"
+#include "io/hdf5_results.hpp"
+#include "io/results.hpp"
 #include "model/dequant.hpp"
 #include "model/gguf.hpp"
 #include "model/model_config.hpp"
@@ -157,17 +170,210 @@ int inspect_gguf(const std::string& path) {
   return 0;
 }
 
+// "n 3, min 1, median 4, max 9, total 17"
+std::string size_stats(std::vector<std::int64_t> v) {
+  if (v.empty()) return "none";
+  std::sort(v.begin(), v.end());
+  std::int64_t total = 0;
+  for (auto x : v) total += x;
+  std::ostringstream os;
+  os << "n " << v.size() << ", min " << v.front() << ", median " << v[v.size() / 2] << ", max "
+     << v.back() << ", total " << total;
+  return os.str();
+}
+
+std::string counts_text(const std::map<std::string, std::int64_t>& counts) {
+  if (counts.empty()) return "none";
+  std::string out;
+  for (const auto& [k, n] : counts) out += (out.empty() ? "" : ", ") + k + " " + std::to_string(n);
+  return out;
+}
+
+int inspect_input(const std::string& path, const char* format) {
+  const auto docs = io::read_documents(path);
+  std::map<std::string, std::int64_t> kinds;
+  std::vector<std::int64_t> chars, tokens, messages, max_new;
+  std::int64_t overrides = 0;
+  for (const auto& d : docs) {
+    if (d.prompt) {
+      ++kinds["prompt"];
+      chars.push_back(static_cast<std::int64_t>(d.prompt->size()));
+    } else if (d.tokens) {
+      ++kinds["tokens"];
+      tokens.push_back(static_cast<std::int64_t>(d.tokens->size()));
+    } else {
+      ++kinds["messages"];
+      std::int64_t n = 0;
+      for (const auto& m : *d.messages) n += static_cast<std::int64_t>(m.content.size());
+      messages.push_back(n);
+    }
+    if (d.max_new_tokens) max_new.push_back(*d.max_new_tokens);
+    const auto& o = d.overrides;
+    if (o.temperature || o.top_p || o.top_k || o.min_p || o.seed || o.min_new_tokens ||
+        o.ignore_eos || o.stop) {
+      ++overrides;
+    }
+  }
+  std::cout << "input:          " << path << " (" << format << ")\n"
+            << "documents:      " << docs.size() << " (" << counts_text(kinds) << ")\n";
+  if (!chars.empty()) std::cout << "prompt chars:   " << size_stats(chars) << "\n";
+  if (!tokens.empty()) std::cout << "prompt tokens:  " << size_stats(tokens) << "\n";
+  if (!messages.empty()) std::cout << "message chars:  " << size_stats(messages) << "\n";
+  std::cout << "max_new_tokens: " << (max_new.empty() ? "run default for all" : size_stats(max_new))
+            << "\n"
+            << "overrides:      " << overrides << " documents with per-request sampling settings\n";
+  return 0;
+}
+
+// Describes the `records` of `output`, read from `source` (the output itself, or the journal of
+// an HDF5 output); the fingerprint sidecar lives beside `output`.
+int describe_output(const std::string& output, const std::string& source, const char* format,
+                    const std::vector<io::ResultRecord>& records, std::size_t torn_bytes) {
+  std::map<std::string, std::int64_t> status, finish, reasons;
+  std::vector<std::int64_t> generated, prompt;
+  for (const auto& r : records) {
+    ++status[r.status];
+    if (!r.finish_reason.empty()) ++finish[r.finish_reason];
+    if (!r.reason.empty()) ++reasons[r.reason];
+    generated.push_back(static_cast<std::int64_t>(r.tokens.size()));
+    if (r.prompt_tokens > 0) prompt.push_back(r.prompt_tokens);
+  }
+  std::cout << "output:         " << output << " (" << format << ")\n";
+  if (source != output) std::cout << "record:         " << source << " (the journal)\n";
+  std::cout << "records:        " << records.size() << " (" << counts_text(status) << ")\n"
+            << "finish reasons: " << counts_text(finish) << "\n";
+  if (!reasons.empty()) std::cout << "not done:       " << counts_text(reasons) << "\n";
+  std::cout << "generated:      " << size_stats(generated) << "\n";
+  if (!prompt.empty()) std::cout << "prompt tokens:  " << size_stats(prompt) << "\n";
+  if (torn_bytes > 0) {
+    std::cout << "torn last line: " << torn_bytes << " bytes (dropped by --resume)\n";
+  }
+  const auto meta = io::read_meta(output);
+  if (!meta) {
+    std::cout << "fingerprint:    none (no " << io::meta_path(output) << ")\n"
+              << "complete:       unknown (the number of requests is in the fingerprint)\n";
+    return 0;
+  }
+  const nlohmann::json& m = *meta;
+  // A field of the sidecar, "?" when absent or not a string (inspect describes, never refuses).
+  auto field = [&](const char* part, const char* key) -> std::string {
+    if (!m.is_object() || !m.contains(part) || !m[part].is_object()) return "?";
+    const auto& v = m[part];
+    return v.contains(key) && v[key].is_string() ? v[key].get<std::string>() : "?";
+  };
+  const std::int64_t requests =
+      m.is_object() && m.contains("requests") && m["requests"].is_number_integer()
+          ? m["requests"].get<std::int64_t>()
+          : -1;
+  std::cout << "fingerprint:    " << io::meta_path(output) << "\n"
+            << "  model:        " << field("model", "path") << " (identity "
+            << field("model", "identity") << ")\n"
+            << "  input:        " << field("input", "path") << " (hash " << field("input", "hash")
+            << ")\n"
+            << "  options:      "
+            << (m.is_object() && m.contains("options") ? m["options"].dump() : "?") << "\n"
+            << "complete:       ";
+  if (requests < 0) {
+    std::cout << "unknown (no request count in the fingerprint)\n";
+  } else if (static_cast<std::int64_t>(records.size()) >= requests) {
+    std::cout << "yes (" << records.size() << "/" << requests << " requests)\n";
+  } else {
+    std::cout << "no (" << records.size() << "/" << requests
+              << " requests; `infllm generate --resume` finishes it)\n";
+  }
+  return 0;
+}
+
+bool hdf5_has(const std::string& path, const char* name) {
+  io::silence_hdf5_errors();
+  const io::Hdf5Handle file = io::open_hdf5_read(path);
+  return H5Lexists(file.get(), name, H5P_DEFAULT) > 0;
+}
+
+int inspect_hdf5_output(const std::string& path) {
+  const std::string journal = path + ".journal";
+  std::error_code ec;
+  if (fs::exists(journal, ec)) {
+    // The journal is the record; the HDF5 file is built from it and may lag behind.
+    const io::ResultLog log = io::read_result_log(journal, /*truncate_torn=*/false);
+    bool built = false;
+    if (fs::exists(path, ec)) {
+      try {
+        built = io::read_hdf5_results(path).size() == log.records.size();
+      } catch (const InputError&) {
+        built = false;
+      }
+    }
+    describe_output(path, journal, "HDF5", log.records, log.torn_bytes);
+    std::cout << "HDF5 file:      "
+              << (built ? "complete, holds every journal record"
+                        : "missing, incomplete or behind its journal (rebuilt at the end of "
+                          "the next run or --resume)")
+              << "\n";
+    return 0;
+  }
+  return describe_output(path, path, "HDF5", io::read_hdf5_results(path), 0);
+}
+
+bool jsonl_is_output(const std::string& path) {
+  if (io::read_meta(path)) return true;  // the fingerprint sidecar of an output
+  std::ifstream in(path);
+  if (!in) throw InputError(path, "", "cannot open");
+  for (std::string line; std::getline(in, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      return j.is_object() && j.contains("status");
+    } catch (const nlohmann::json::exception&) {
+      return false;  // read_documents names the line and the problem
+    }
+  }
+  return false;
+}
+
+// Inputs and outputs of `infllm generate`.
+int inspect_data(const std::string& path) {
+  const std::string ext = fs::path(path).extension().string();
+  if (ext == ".journal") {
+    const std::string output = path.substr(0, path.size() - ext.size());
+    return inspect_hdf5_output(output);
+  }
+  const io::FileFormat format = io::format_from_path(path);
+  std::error_code ec;
+  if (format == io::FileFormat::kHdf5) {
+    // A killed run leaves only the journal: the HDF5 file is built at the end.
+    if (!fs::exists(path, ec) && fs::exists(path + ".journal", ec)) {
+      return inspect_hdf5_output(path);
+    }
+    if (!fs::exists(path, ec)) throw InputError(path, "", "no such file or directory");
+    if (hdf5_has(path, "/results")) return inspect_hdf5_output(path);
+    if (hdf5_has(path, "/documents")) return inspect_input(path, "HDF5");
+    throw InputError(path, "", "neither an input (/documents) nor an output (/results)");
+  }
+  if (!fs::exists(path, ec)) throw InputError(path, "", "no such file or directory");
+  if (!jsonl_is_output(path)) return inspect_input(path, "JSONL");
+  const io::ResultLog log = io::read_result_log(path, /*truncate_torn=*/false);
+  return describe_output(path, path, "JSONL", log.records, log.torn_bytes);
+}
+
 }  // namespace
 
 int run_inspect(const InspectConfig& config) {
   const std::string& path = config.path;
   std::error_code ec;
   if (fs::is_directory(path, ec)) return inspect_hf(path);
-  if (!fs::exists(path, ec)) throw InputError(path, "", "no such file or directory");
-  if (fs::path(path).extension() == ".gguf") return inspect_gguf(path);
+  const std::string ext = fs::path(path).extension().string();
+  const bool journal_only = (ext == ".h5" || ext == ".hdf5") && fs::exists(path + ".journal", ec);
+  if (!fs::exists(path, ec) && !journal_only) {
+    throw InputError(path, "", "no such file or directory");
+  }
+  if (ext == ".gguf") return inspect_gguf(path);
+  if (ext == ".jsonl" || ext == ".h5" || ext == ".hdf5" || ext == ".journal") {
+    return inspect_data(path);
+  }
   throw InputError(path, "",
-                   "inspect describes model directories and .gguf files (inputs and outputs: "
-                   "not yet)");
+                   "inspect describes model directories, .gguf files, and .jsonl/.h5/.hdf5 "
+                   "inputs and outputs");
 }
 
 }  // namespace infllm::app

@@ -88,8 +88,8 @@ class RecordReader {
 };
 
 const char* const kKnownFields[] = {
-    "id",    "prompt",    "tokens", "messages",       "max_new_tokens", "temperature", "top_p",
-    "top_k", "min_p",     "seed",   "min_new_tokens", "ignore_eos",     "stop",
+    "id",    "prompt", "tokens", "messages",       "max_new_tokens", "temperature", "top_p",
+    "top_k", "min_p",  "seed",   "min_new_tokens", "ignore_eos",     "stop",
 };
 
 std::string id_of(const RecordReader& r, const json& obj) {
@@ -151,8 +151,8 @@ Document parse_document_json(const std::string& path, const std::string& where,
       const std::string at = "tokens[" + std::to_string(i) + "]";
       if (!t[i].is_number_integer()) rec.fail(at, "must be an integer token id");
       const auto v = t[i].get<std::int64_t>();
-      const std::int64_t hi =
-          options.vocab_size > 0 ? options.vocab_size - 1 : std::numeric_limits<std::int32_t>::max();
+      const std::int64_t hi = options.vocab_size > 0 ? options.vocab_size - 1
+                                                     : std::numeric_limits<std::int32_t>::max();
       if (v < 0 || v > hi) {
         rec.fail(at, "token id " + std::to_string(v) + " outside the vocabulary [0, " +
                          std::to_string(hi) + "]");

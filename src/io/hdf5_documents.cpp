@@ -22,7 +22,8 @@ Dataset open_1d(const std::string& path, hid_t file, const std::string& name, bo
   const std::string full = "/documents/" + name;
   Dataset d;
   if (H5Lexists(file, "/documents", H5P_DEFAULT) <= 0) {
-    throw InputError(path, "/documents", "missing group (expected /documents/id and text or tokens)");
+    throw InputError(path, "/documents",
+                     "missing group (expected /documents/id and text or tokens)");
   }
   if (H5Lexists(file, full.c_str(), H5P_DEFAULT) <= 0) {
     if (required) throw InputError(path, full, "missing dataset");
@@ -71,8 +72,7 @@ std::vector<std::string> read_strings(const std::string& path, const std::string
   return out;
 }
 
-std::vector<std::vector<std::int64_t>> read_token_lists(const std::string& path,
-                                                        const Dataset& d) {
+std::vector<std::vector<std::int64_t>> read_token_lists(const std::string& path, const Dataset& d) {
   const std::string full = "/documents/tokens";
   if (H5Tget_class(d.type.get()) != H5T_VLEN) {
     throw InputError(path, full, "must be variable-length integer sequences");
@@ -122,8 +122,8 @@ std::vector<Document> read_hdf5_documents(const std::string& path, const ReadOpt
   const hsize_t n = ids.size;
   for (const Dataset* d : {&text, &tokens, &max_new}) {
     if (d->set.valid() && d->size != n) {
-      throw InputError(path, "/documents", "datasets differ in length (id has " +
-                                                std::to_string(n) + " entries)");
+      throw InputError(path, "/documents",
+                       "datasets differ in length (id has " + std::to_string(n) + " entries)");
     }
   }
   std::vector<std::string> texts;
@@ -138,7 +138,8 @@ std::vector<Document> read_hdf5_documents(const std::string& path, const ReadOpt
     Document& doc = docs[i];
     doc.id = id_values[i];
     doc.where = "index " + std::to_string(i) + " (id " + doc.id + ")";
-    if (doc.id.empty()) throw InputError(path, "/documents/id, index " + std::to_string(i), "empty id");
+    if (doc.id.empty())
+      throw InputError(path, "/documents/id, index " + std::to_string(i), "empty id");
     if (text.set.valid()) {
       if (texts[i].empty()) throw InputError(path, "/documents/text, " + doc.where, "empty prompt");
       doc.prompt = texts[i];

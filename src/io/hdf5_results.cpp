@@ -29,8 +29,8 @@ void write_strings(hid_t group, const char* name, const std::vector<ResultRecord
   Hdf5Handle type = vlen_string_type();
   const hsize_t dims[1] = {recs.size()};
   Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
-  Hdf5Handle set(H5Dcreate2(group, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                            H5P_DEFAULT));
+  Hdf5Handle set(
+      H5Dcreate2(group, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   std::vector<const char*> ptrs;
   for (const auto& r : recs) ptrs.push_back(get(r).c_str());
   if (!recs.empty()) {
@@ -45,8 +45,8 @@ void write_numbers(hid_t group, const char* name, hid_t mem_type, hid_t file_typ
   for (const auto& r : recs) values.push_back(static_cast<T>(get(r)));
   const hsize_t dims[1] = {recs.size()};
   Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
-  Hdf5Handle set(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                            H5P_DEFAULT));
+  Hdf5Handle set(
+      H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   if (!recs.empty()) {
     check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), path, name);
   }
@@ -87,40 +87,61 @@ void write_hdf5_results(const std::string& path, const std::vector<ResultRecord>
     Hdf5Handle file = create_hdf5(tmp);
     Hdf5Handle group(H5Gcreate2(file.get(), "/results", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     const hid_t g = group.get();
-    write_strings(g, "id", recs, [](const ResultRecord& r) -> const std::string& { return r.id; }, tmp);
-    write_strings(g, "status", recs, [](const ResultRecord& r) -> const std::string& { return r.status; }, tmp);
-    write_strings(g, "reason", recs, [](const ResultRecord& r) -> const std::string& { return r.reason; }, tmp);
-    write_strings(g, "finish_reason", recs, [](const ResultRecord& r) -> const std::string& { return r.finish_reason; }, tmp);
-    write_strings(g, "text", recs, [](const ResultRecord& r) -> const std::string& { return r.text; }, tmp);
+    write_strings(
+        g, "id", recs, [](const ResultRecord& r) -> const std::string& { return r.id; }, tmp);
+    write_strings(
+        g, "status", recs, [](const ResultRecord& r) -> const std::string& { return r.status; },
+        tmp);
+    write_strings(
+        g, "reason", recs, [](const ResultRecord& r) -> const std::string& { return r.reason; },
+        tmp);
+    write_strings(
+        g, "finish_reason", recs,
+        [](const ResultRecord& r) -> const std::string& { return r.finish_reason; }, tmp);
+    write_strings(
+        g, "text", recs, [](const ResultRecord& r) -> const std::string& { return r.text; }, tmp);
     {
       Hdf5Handle type(H5Tvlen_create(H5T_NATIVE_INT32));
       Hdf5Handle ftype(H5Tvlen_create(H5T_STD_I32LE));
       const hsize_t dims[1] = {recs.size()};
       Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
-      Hdf5Handle set(H5Dcreate2(g, "tokens", ftype.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                                H5P_DEFAULT));
+      Hdf5Handle set(
+          H5Dcreate2(g, "tokens", ftype.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       std::vector<hvl_t> raw;
       for (const auto& r : recs) {
         raw.push_back(hvl_t{r.tokens.size(), const_cast<std::int32_t*>(r.tokens.data())});
       }
       if (!recs.empty()) {
-        check(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), tmp, "tokens");
+        check(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), tmp,
+              "tokens");
       }
     }
     const hid_t i64 = H5T_NATIVE_INT64, f64 = H5T_NATIVE_DOUBLE;
-    write_numbers<std::int64_t>(g, "prompt_tokens", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.prompt_tokens; }, tmp);
-    write_numbers<std::int64_t>(g, "generated_tokens", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.tokens.size(); }, tmp);
-    write_numbers<std::int64_t>(g, "remote_blocks_max", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.remote_blocks_max; }, tmp);
-    write_numbers<std::int64_t>(g, "preemptions", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.preemptions; }, tmp);
-    write_numbers<double>(g, "queue_s", f64, H5T_IEEE_F64LE, recs, [](const auto& r) { return r.queue_s; }, tmp);
-    write_numbers<double>(g, "first_token_s", f64, H5T_IEEE_F64LE, recs, [](const auto& r) { return r.first_token_s; }, tmp);
-    write_numbers<double>(g, "total_s", f64, H5T_IEEE_F64LE, recs, [](const auto& r) { return r.total_s; }, tmp);
+    write_numbers<std::int64_t>(
+        g, "prompt_tokens", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.prompt_tokens; },
+        tmp);
+    write_numbers<std::int64_t>(
+        g, "generated_tokens", i64, H5T_STD_I64LE, recs,
+        [](const auto& r) { return r.tokens.size(); }, tmp);
+    write_numbers<std::int64_t>(
+        g, "remote_blocks_max", i64, H5T_STD_I64LE, recs,
+        [](const auto& r) { return r.remote_blocks_max; }, tmp);
+    write_numbers<std::int64_t>(
+        g, "preemptions", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.preemptions; },
+        tmp);
+    write_numbers<double>(
+        g, "queue_s", f64, H5T_IEEE_F64LE, recs, [](const auto& r) { return r.queue_s; }, tmp);
+    write_numbers<double>(
+        g, "first_token_s", f64, H5T_IEEE_F64LE, recs,
+        [](const auto& r) { return r.first_token_s; }, tmp);
+    write_numbers<double>(
+        g, "total_s", f64, H5T_IEEE_F64LE, recs, [](const auto& r) { return r.total_s; }, tmp);
     write_string_attribute(file.get(), "run", run_attributes.dump(), tmp);
     // `complete` last: a file without it was interrupted while being built.
     const std::int32_t one = 1;
     Hdf5Handle space(H5Screate(H5S_SCALAR));
-    Hdf5Handle attr(H5Acreate2(file.get(), "complete", H5T_STD_I32LE, space.get(), H5P_DEFAULT,
-                               H5P_DEFAULT));
+    Hdf5Handle attr(
+        H5Acreate2(file.get(), "complete", H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
     check(H5Awrite(attr.get(), H5T_NATIVE_INT32, &one), tmp, "complete");
     check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), tmp, "flush");
   }

@@ -5,6 +5,11 @@
 // sync. HDF5 output: the same records go to an append-only journal `<output>.journal` (JSONL,
 // fsync'ed the same way); the HDF5 file (/results/...) is built from the journal when the run
 // ends, and carries a `complete` attribute only once it is whole.
+//
+// Resume: the record (JSONL output, or the journal of an HDF5 output) is read back, a torn last
+// line (bytes after the last newline: a write cut by a kill) is truncated away, and new records
+// are appended after the finished ones; the HDF5 file, never trusted, is rebuilt from the whole
+// journal at close. The fingerprint beside the output (io/fingerprint.hpp) is checked first.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +44,7 @@ ResultRecord record_from_json(const nlohmann::json& j, const std::string& file,
 
 struct OutputOptions {
   bool overwrite = false;  // replace an existing output (and journal)
+  bool resume = false;     // continue an existing output (a missing one starts fresh)
   int sync_every = 8;      // fsync after this many records (and always at close)
 };
 
@@ -47,15 +53,36 @@ class ResultSink {
  public:
   virtual ~ResultSink() = default;
   virtual void append(const ResultRecord& record) = 0;
-  // Flushes and fsyncs what was appended; for HDF5, builds the final file.
+  // fsyncs what was appended so far.
+  virtual void flush() = 0;
+  // Flushes and fsyncs what was appended; for HDF5, builds the final file (earlier + new).
   virtual void close() = 0;
+
+  // On resume: the records an earlier run finished, and the bytes of a torn last line dropped.
+  const std::vector<ResultRecord>& earlier() const { return earlier_; }
+  std::size_t torn_bytes_dropped() const { return torn_bytes_; }
+
+ protected:
+  std::vector<ResultRecord> earlier_;
+  std::size_t torn_bytes_ = 0;
 };
 
+// The records of a JSONL output or journal. Bytes after the last newline (a torn write) are not
+// parsed; with `truncate_torn` the file is cut back to the last newline and fsync'ed. A line
+// that is not a record, or an id seen twice, is an InputError naming the file and line.
+struct ResultLog {
+  std::vector<ResultRecord> records;
+  std::size_t torn_bytes = 0;
+};
+ResultLog read_result_log(const std::string& path, bool truncate_torn);
+
 // Opens the sink `path`'s extension calls for. An existing output (or journal) is refused with
-// InputError unless options.overwrite; an unwritable directory is an InputError naming it.
-// Run-level attributes (model, options, version) are stored in the HDF5 file.
-std::unique_ptr<ResultSink> open_result_sink(const std::string& path,
-                                             const OutputOptions& options,
-                                             const nlohmann::json& run_attributes);
+// InputError unless options.overwrite or options.resume; an unwritable directory is an
+// InputError naming it. Run-level attributes (model, options, version) are stored in the HDF5
+// file. With a `fingerprint`, a fresh output gets its `<path>.meta.json` before any record, and a
+// resumed one must match it (InputError naming the output and the part that differs).
+std::unique_ptr<ResultSink> open_result_sink(const std::string& path, const OutputOptions& options,
+                                             const nlohmann::json& run_attributes,
+                                             const nlohmann::json* fingerprint = nullptr);
 
 }  // namespace infllm::io

@@ -54,8 +54,7 @@ struct Scheduled {
 
 }  // namespace
 
-Generator::Generator(Forward& forward, const Tokenizer* tokenizer,
-                     const GeneratorOptions& options)
+Generator::Generator(Forward& forward, const Tokenizer* tokenizer, const GeneratorOptions& options)
     : forward_(forward), tokenizer_(tokenizer), options_(options) {
   if (options_.pool_slots <= 0 || options_.block_tokens <= 0 || options_.max_batch_tokens <= 0 ||
       options_.max_num_seqs <= 0) {
@@ -64,7 +63,8 @@ Generator::Generator(Forward& forward, const Tokenizer* tokenizer,
 }
 
 GeneratorStats Generator::run(std::vector<GenRequest> requests,
-                              const std::function<void(GenResult&&)>& on_result) {
+                              const std::function<void(GenResult&&)>& on_result,
+                              const RunHooks& hooks) {
   const auto t0 = Clock::now();
   const int bt = options_.block_tokens;
   const std::int64_t max_pos = forward_.config().max_position_embeddings;
@@ -144,6 +144,10 @@ GeneratorStats Generator::run(std::vector<GenRequest> requests,
   };
 
   while (!waiting.empty() || !running.empty()) {
+    if (hooks.stop && hooks.stop()) {
+      stats.stopped = true;
+      break;
+    }
     std::vector<Scheduled> batch;
     std::int64_t budget = options_.max_batch_tokens;
     // Decodes first, then continuing prefills, oldest first.
@@ -216,6 +220,12 @@ GeneratorStats Generator::run(std::vector<GenRequest> requests,
     const std::vector<float> logits = forward_.step(step, store);
     ++stats.steps;
     stats.pool_used_hwm = std::max(stats.pool_used_hwm, slots.stats().used);
+    if (hooks.on_step) {
+      // Reported before this step's finished requests leave, so pool use is the step's peak.
+      hooks.on_step(StepProgress{stats.steps, stats.prefill_tokens, stats.decode_tokens,
+                                 slots.stats().used, options_.pool_slots, running.size(),
+                                 waiting.size()});
+    }
 
     std::size_t row = 0;
     std::vector<Seq*> done;
@@ -262,8 +272,8 @@ GeneratorStats Generator::run(std::vector<GenRequest> requests,
       }
     }
     for (Seq* s : done) {
-      auto it = std::find_if(running.begin(), running.end(),
-                             [&](const auto& p) { return p.get() == s; });
+      auto it =
+          std::find_if(running.begin(), running.end(), [&](const auto& p) { return p.get() == s; });
       std::unique_ptr<Seq> owned = std::move(*it);
       running.erase(it);
       const std::string reason = owned->result.finish_reason;

@@ -43,8 +43,8 @@ const char* status_name(GenStatus status);
 struct GenResult {
   std::string id;
   GenStatus status = GenStatus::kDone;
-  std::string reason;         // why rejected or failed; "" when done
-  std::string finish_reason;  // "stop" | "length" when done
+  std::string reason;                // why rejected or failed; "" when done
+  std::string finish_reason;         // "stop" | "length" when done
   std::vector<std::int32_t> tokens;  // generated ids (a final EOS included)
   std::string text;                  // decoded generated text, cut before a stop string
   std::int64_t prompt_tokens = 0;
@@ -70,6 +70,27 @@ struct GeneratorStats {
   std::int64_t decode_tokens = 0;
   std::int64_t preemptions = 0;
   std::int32_t pool_used_hwm = 0;
+  bool stopped = false;  // RunHooks::stop ended the run early
+};
+
+// The engine's state at a step boundary, for progress lines.
+struct StepProgress {
+  std::int64_t steps = 0;
+  std::int64_t prefill_tokens = 0;  // computed so far (recomputation included)
+  std::int64_t decode_tokens = 0;
+  std::int32_t pool_used = 0;  // rBlocks in use now
+  std::int32_t pool_slots = 0;
+  std::size_t running = 0;
+  std::size_t waiting = 0;
+};
+
+// Optional callbacks of Generator::run, both called at step boundaries.
+struct RunHooks {
+  // True stops the run at this boundary: no new step starts, and the requests not finished are
+  // not reported (a resumed job runs them again). Called before every step.
+  std::function<bool()> stop;
+  // Called after every step.
+  std::function<void(const StepProgress&)> on_step;
 };
 
 class Generator {
@@ -77,9 +98,10 @@ class Generator {
   // `tokenizer` decodes results and checks stop strings; it may be null (tokens only).
   Generator(Forward& forward, const Tokenizer* tokenizer, const GeneratorOptions& options);
 
-  // Runs every request to completion; calls on_result once per request, in completion order.
+  // Runs every request to completion (or until hooks.stop says so); calls on_result once per
+  // finished request, in completion order.
   GeneratorStats run(std::vector<GenRequest> requests,
-                     const std::function<void(GenResult&&)>& on_result);
+                     const std::function<void(GenResult&&)>& on_result, const RunHooks& hooks = {});
 
  private:
   Forward& forward_;

@@ -1,16 +1,22 @@
 // generate_test.cpp: `infllm generate` on one rank, run as users run it: a generated model in
-// the Hugging Face layout, a JSONL or HDF5 input, the executable, and its output files.
+// the Hugging Face layout, a JSONL or HDF5 input, the executable, and its output files. Also the
+// job's life: a kill and --resume, a signal and exit 4, progress on stderr, and `infllm inspect`
+// of inputs and outputs.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "support/run_command.hpp"
 
@@ -47,6 +53,62 @@ class Generate : public ::testing::Test {
   static fs::path dir_;
 };
 fs::path Generate::dir_;
+
+// id -> (status, tokens, text): what must agree between an interrupted-and-resumed run and an
+// uninterrupted one. Fails the test on a duplicate id.
+std::map<std::string, json> outcome(const std::vector<json>& records) {
+  std::map<std::string, json> out;
+  for (const auto& r : records) {
+    const bool fresh = out.emplace(r["id"], json{r["status"], r["tokens"], r["text"]}).second;
+    EXPECT_TRUE(fresh) << "duplicate id " << r["id"];
+  }
+  return out;
+}
+
+// Six requests of different lengths: enough for a kill after two to leave work behind.
+std::string six_requests() {
+  std::string text;
+  for (int i = 0; i < 6; ++i) {
+    text += "{\"id\": \"d" + std::to_string(i) + "\", \"tokens\": [" + std::to_string(5 + i) +
+            ", 6, 7, 8], \"max_new_tokens\": " + std::to_string(12 + 3 * i) + "}\n";
+  }
+  return text;
+}
+
+// `infllm generate` started as a child process (for signals), its output in `log`.
+pid_t spawn_generate(const std::string& args, const std::string& log, const std::string& env) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string cmd = "exec env " + env + " " + infllm::testing::infllm_binary() + " " +
+                            args + " >" + log + " 2>&1";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// The exit code of `pid` within `seconds`, or nullopt (the process is then killed).
+std::optional<int> wait_exit(pid_t pid, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return std::nullopt;
+}
+
+// Whole lines (ending in a newline) in `p` now.
+std::size_t whole_lines(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::size_t n = 0;
+  for (char c; in.get(c);) n += c == '\n';
+  return n;
+}
 
 const char* kInput =
     "{\"id\": \"text\", \"prompt\": \"It is a truth universally acknowledged\", "
@@ -146,6 +208,210 @@ TEST_F(Generate, ExistingOutputIsRefused) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("output exists"), std::string::npos) << r.out;
   EXPECT_EQ(read_jsonl(path("exists.jsonl")).size(), 1u);
+}
+
+TEST_F(Generate, KilledRunResumesToTheUninterruptedOutput) {
+  const auto in = write("kill.jsonl", six_requests());
+  const std::string common = "generate --quiet --model " + model() + " --input " + in;
+  ASSERT_EQ(infllm(common + " --output " + path("kill.full.jsonl")).code, 0);
+  const auto out = path("kill.out.jsonl");
+  // One request at a time, SIGKILL right after the second record is fsync'ed.
+  const Result killed =
+      infllm::testing::run_command("INFLLM_TEST_KILL_AFTER=2 " + infllm::testing::infllm_binary() +
+                                   " " + common + " --max-num-seqs 1 --output " + out);
+  EXPECT_NE(killed.code, 0) << killed.out;
+  ASSERT_EQ(read_jsonl(out).size(), 2u);
+  const Result resumed = infllm(common + " --resume --output " + out);
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  const auto records = read_jsonl(out);
+  EXPECT_EQ(records.size(), 6u);
+  EXPECT_EQ(outcome(records), outcome(read_jsonl(path("kill.full.jsonl"))));
+}
+
+TEST_F(Generate, KilledHdfRunResumesFromItsJournal) {
+  const auto in = write("killh.jsonl", six_requests());
+  const std::string common = "generate --quiet --model " + model() + " --input " + in;
+  ASSERT_EQ(infllm(common + " --output " + path("killh.full.jsonl")).code, 0);
+  const auto out = path("killh.out.h5");
+  const Result killed =
+      infllm::testing::run_command("INFLLM_TEST_KILL_AFTER=3 " + infllm::testing::infllm_binary() +
+                                   " " + common + " --max-num-seqs 1 --output " + out);
+  EXPECT_NE(killed.code, 0) << killed.out;
+  EXPECT_FALSE(fs::exists(out)) << "the HDF5 file is built only when the run ends";
+  ASSERT_EQ(read_jsonl(out + ".journal").size(), 3u);
+  const Result resumed = infllm(common + " --resume --output " + out);
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_EQ(outcome(read_jsonl(out + ".journal")), outcome(read_jsonl(path("killh.full.jsonl"))));
+  // The HDF5 file holds the old and the new records, and is complete.
+  const std::string dump =
+      infllm::testing::run_command("h5dump -d /results/id -a /complete " + out).out;
+  EXPECT_NE(dump.find("ATTRIBUTE \"complete\""), std::string::npos) << dump;
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_NE(dump.find("\"d" + std::to_string(i) + "\""), std::string::npos) << dump;
+  }
+}
+
+TEST_F(Generate, ResumeDropsATornLastLine) {
+  const auto in = write("torn.jsonl", six_requests());
+  const std::string common = "generate --quiet --model " + model() + " --input " + in;
+  const auto full = path("torn.full.jsonl");
+  ASSERT_EQ(infllm(common + " --output " + full).code, 0);
+  // Three whole records and half of the fourth, as a kill mid-write leaves them.
+  const auto out = path("torn.out.jsonl");
+  {
+    std::ifstream src(full);
+    std::ofstream dst(out);
+    std::string line;
+    for (int i = 0; i < 3 && std::getline(src, line); ++i) dst << line << "\n";
+    std::getline(src, line);
+    dst << line.substr(0, line.size() / 2);
+  }
+  fs::copy_file(full + ".meta.json", out + ".meta.json", fs::copy_options::overwrite_existing);
+  const Result resumed = infllm(common + " --resume --output " + out);
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  const auto records = read_jsonl(out);  // throws if any line is not whole JSON
+  EXPECT_EQ(records.size(), 6u);
+  EXPECT_EQ(outcome(records), outcome(read_jsonl(full)));
+}
+
+TEST_F(Generate, ResumeWithAnotherModelExitsTwoNamingIt) {
+  ASSERT_EQ(infllm("make-model --preset micro --seed 4 --out " + path("micro4")).code, 0);
+  const auto in = write("other.jsonl", six_requests());
+  const auto out = path("other.out.jsonl");
+  ASSERT_EQ(
+      infllm("generate --quiet --model " + model() + " --input " + in + " --output " + out).code,
+      0);
+  const auto before = read_jsonl(out);
+  const Result r = infllm("generate --quiet --resume --model " + path("micro4") + " --input " + in +
+                          " --output " + out);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find(out), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("different model"), std::string::npos) << r.out;
+  EXPECT_EQ(read_jsonl(out), before) << "a refused output is untouched";
+}
+
+TEST_F(Generate, ResumeWithAnotherOutputOptionExitsTwoNamingIt) {
+  const auto in = write("opt.jsonl", six_requests());
+  const auto out = path("opt.out.jsonl");
+  const std::string common = "generate --quiet --model " + model() + " --input " + in;
+  ASSERT_EQ(infllm(common + " --output " + out).code, 0);
+  const Result r = infllm(common + " --resume --seed 9 --output " + out);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--seed"), std::string::npos) << r.out;
+  // Batching does not change outputs, so it may differ on resume.
+  EXPECT_EQ(infllm(common + " --resume --max-num-seqs 2 --output " + out).code, 0);
+}
+
+TEST_F(Generate, ResumeOnAMissingOutputStartsFresh) {
+  const auto in = write("fresh.jsonl", six_requests());
+  const auto out = path("fresh.out.jsonl");
+  fs::remove(out);
+  const Result r = infllm("generate --quiet --resume --model " + model() + " --input " + in +
+                          " --output " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_jsonl(out).size(), 6u);
+  EXPECT_TRUE(fs::exists(out + ".meta.json"));
+}
+
+TEST_F(Generate, SignalStopsAtAStepBoundaryExitFourAndResumeFinishes) {
+  std::string text;
+  for (int i = 0; i < 20; ++i) {
+    text += "{\"id\": \"s" + std::to_string(i) + "\", \"tokens\": [" + std::to_string(5 + i) +
+            ", 9], \"max_new_tokens\": 64}\n";
+  }
+  const auto in = write("sig.jsonl", text);
+  const auto out = path("sig.out.jsonl");
+  fs::remove(out);
+  const std::string common =
+      "generate --quiet --ignore-eos --model " + model() + " --input " + in + " --output " + out;
+  // One request at a time and 10 ms per step: >= 12 s in all, so the signal lands mid-run.
+  const pid_t pid =
+      spawn_generate(common + " --max-num-seqs 1", path("sig.log"), "INFLLM_TEST_STEP_DELAY_MS=10");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (whole_lines(out) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(whole_lines(out), 0u) << "no record appeared";
+  ASSERT_EQ(kill(pid, SIGUSR1), 0);
+  const auto code = wait_exit(pid, 10.0);
+  ASSERT_TRUE(code.has_value()) << "no exit within 10 s of SIGUSR1";
+  EXPECT_EQ(*code, 4);
+  const auto stopped = read_jsonl(out);  // every line whole JSON
+  EXPECT_LT(stopped.size(), 20u);
+  const Result resumed = infllm(common + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  const auto all = outcome(read_jsonl(out));
+  EXPECT_EQ(all.size(), 20u);
+}
+
+TEST_F(Generate, QuietPrintsNothing) {
+  const auto in = write("q.jsonl", kInput);
+  const Result r = infllm("generate --quiet --model " + model() + " --input " + in + " --output " +
+                          path("q.out.jsonl"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(Generate, ProgressOffATerminalEndsWithASummaryLine) {
+  const auto in = write("p.jsonl", kInput);
+  const Result r =
+      infllm("generate --model " + model() + " --input " + in + " --output " + path("p.out.jsonl"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find('\r'), std::string::npos) << "no live line off a terminal";
+  EXPECT_NE(r.out.find("infllm generate: done: 3 requests"), std::string::npos) << r.out;
+}
+
+TEST_F(Generate, InspectDescribesAnInput) {
+  const auto in = write("ins.jsonl", kInput);
+  const Result r = infllm("inspect " + in);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("documents:      3 (messages 1, prompt 1, tokens 1)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("prompt tokens:  n 1, min 4"), std::string::npos) << r.out;
+}
+
+TEST_F(Generate, InspectDescribesAFinishedOutput) {
+  const auto in = write("ino.jsonl", kInput);
+  const auto out = path("ino.out.jsonl");
+  ASSERT_EQ(
+      infllm("generate --quiet --model " + model() + " --input " + in + " --output " + out).code,
+      0);
+  const Result r = infllm("inspect " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("records:        3 (done 3)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fingerprint:    " + out + ".meta.json"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("complete:       yes (3/3 requests)"), std::string::npos) << r.out;
+}
+
+TEST_F(Generate, InspectOfAKilledHdfOutputReadsItsJournal) {
+  const auto in = write("ink.jsonl", six_requests());
+  const auto out = path("ink.out.h5");
+  const Result killed = infllm::testing::run_command(
+      "INFLLM_TEST_KILL_AFTER=2 " + infllm::testing::infllm_binary() + " generate --quiet " +
+      "--max-num-seqs 1 --model " + model() + " --input " + in + " --output " + out);
+  EXPECT_NE(killed.code, 0) << killed.out;
+  const Result r = infllm("inspect " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("records:        2 (done 2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("complete:       no (2/6 requests"), std::string::npos) << r.out;
+}
+
+TEST_F(Generate, InspectReportsATornLastLineAndLeavesIt) {
+  const auto in = write("int.jsonl", six_requests());
+  const auto out = path("int.out.jsonl");
+  ASSERT_EQ(
+      infllm("generate --quiet --model " + model() + " --input " + in + " --output " + out).code,
+      0);
+  const std::string torn = "{\"id\": \"d9\"";
+  std::ofstream(out, std::ios::app) << torn;
+  const Result r = infllm("inspect " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("torn last line: " + std::to_string(torn.size()) + " bytes"),
+            std::string::npos)
+      << r.out;
+  std::ifstream back(out, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(back)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes.substr(bytes.size() - torn.size()), torn) << "inspect does not truncate";
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
+#include "io/fingerprint.hpp"
 #include "io/hdf5_results.hpp"
 #include "io/results.hpp"
 #include "support/run_command.hpp"
@@ -120,6 +121,92 @@ TEST(Hdf5Sink, StaleJournalIsRefused) {
   const auto path = (temp_dir() / "stale.h5").string();
   std::ofstream(path + ".journal") << "{}\n";
   EXPECT_THROW(open_result_sink(path, {}, {}), InputError);
+}
+
+TEST(ResultLog, TornLastLineIsCutBackToTheLastNewline) {
+  const auto path = (temp_dir() / "torn.jsonl").string();
+  const std::string torn = "{\"id\": \"doc-2\", \"sta";
+  std::ofstream(path) << to_json(sample_records()[0]).dump() << "\n" << torn;
+  const ResultLog peek = read_result_log(path, /*truncate_torn=*/false);
+  EXPECT_EQ(peek.records.size(), 1u);
+  EXPECT_EQ(peek.torn_bytes, torn.size());
+  EXPECT_EQ(lines_of(path).size(), 2u) << "peeking leaves the file alone";
+  const ResultLog cut = read_result_log(path, /*truncate_torn=*/true);
+  EXPECT_EQ(cut.torn_bytes, torn.size());
+  EXPECT_EQ(lines_of(path).size(), 1u);
+  EXPECT_EQ(read_result_log(path, true).torn_bytes, 0u);
+}
+
+TEST(ResultLog, DuplicateIdNamesTheLine) {
+  const auto path = (temp_dir() / "dup.jsonl").string();
+  const std::string line = to_json(sample_records()[0]).dump();
+  std::ofstream(path) << line << "\n" << line << "\n";
+  try {
+    read_result_log(path, false);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.where(), "line 2");
+  }
+}
+
+TEST(JsonlSink, ResumeAppendsAfterTheEarlierRecords) {
+  const auto path = (temp_dir() / "resume.jsonl").string();
+  fs::remove(path);
+  const nlohmann::json fp = {
+      {"model", {{"identity", "m"}}}, {"input", {{"hash", "i"}}}, {"options", {{"seed", 0}}}};
+  auto first = open_result_sink(path, {}, {}, &fp);
+  first->append(sample_records()[0]);
+  first->close();
+  auto second = open_result_sink(path, {.resume = true}, {}, &fp);
+  ASSERT_EQ(second->earlier().size(), 1u);
+  EXPECT_EQ(second->earlier()[0].id, "doc-1");
+  second->append(sample_records()[1]);
+  second->close();
+  EXPECT_EQ(lines_of(path).size(), 2u);
+}
+
+TEST(JsonlSink, ResumeRefusesAnotherFingerprintAndTouchesNothing) {
+  const auto path = (temp_dir() / "refuse.jsonl").string();
+  fs::remove(path);
+  const nlohmann::json fp = {
+      {"model", {{"identity", "m"}}}, {"input", {{"hash", "i"}}}, {"options", {{"seed", 0}}}};
+  auto first = open_result_sink(path, {}, {}, &fp);
+  first->append(sample_records()[0]);
+  first->close();
+  std::ofstream(path, std::ios::app) << "{\"torn";
+  nlohmann::json other = fp;
+  other["options"]["seed"] = 1;
+  EXPECT_THROW(open_result_sink(path, {.resume = true}, {}, &other), InputError);
+  std::ifstream in(path);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(bytes.find("{\"torn"), std::string::npos) << "refused before any truncation";
+}
+
+TEST(JsonlSink, ResumeWithoutAFingerprintFileIsRefused) {
+  const auto path = (temp_dir() / "nometa.jsonl").string();
+  std::ofstream(path) << to_json(sample_records()[0]).dump() << "\n";
+  fs::remove(meta_path(path));
+  const nlohmann::json fp = {{"options", nlohmann::json::object()}};
+  EXPECT_THROW(open_result_sink(path, {.resume = true}, {}, &fp), InputError);
+}
+
+TEST(Hdf5Sink, ResumeRebuildsTheFileWithOldAndNewRecords) {
+  const auto path = (temp_dir() / "resume.h5").string();
+  fs::remove(path);
+  fs::remove(path + ".journal");
+  auto first = open_result_sink(path, {}, {});
+  first->append(sample_records()[0]);
+  first->flush();
+  first.reset();  // a kill: the journal has one record, the HDF5 file was never built
+  EXPECT_FALSE(fs::exists(path));
+  auto second = open_result_sink(path, {.resume = true}, {});
+  EXPECT_EQ(second->earlier().size(), 1u);
+  second->append(sample_records()[1]);
+  second->close();
+  const auto back = read_hdf5_results(path);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].id, "doc-1");
+  EXPECT_EQ(back[1].id, "doc-2");
 }
 
 }  // namespace
