@@ -49,10 +49,13 @@ int run_bench(const std::vector<std::string>& args, int argc, char** argv) {
   }
   std::string name;
   BenchOptions options;
-  for (const auto& a : args) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
     if (a == "--full") {
       options.full = true;
-    } else if (name.empty()) {
+    } else if (a == "--model" || a == "--threads") {
+      ++i;  // a benchmark's own option with its value: the benchmark reads it from argv
+    } else if (name.empty() && a.rfind("--", 0) != 0) {
       name = a;
     }
   }

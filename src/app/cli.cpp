@@ -222,7 +222,9 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
   if (subcommand == "bench") {
     desc.add_options()
         ("name", po::value<std::string>(), "benchmark name")
-        ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)");
+        ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)")
+        ("model", po::value<std::string>(), "model for `forward` (default: the cached SmolLM2)")
+        ("threads", po::value<int>(), "threads per rank for `forward` (default: all cores)");
     positional.add("name", 1);
     usage += " NAME [--full]";
   } else if (subcommand == "simulate") {
