@@ -124,17 +124,20 @@ def main():
     long_text = "\n".join(persuasion)[:26000].rsplit("\n", 1)[0].strip()
     docs.append({"id": "persuasion-opening", "prompt": long_text +
                  "\n\nWho is Sir Walter Elliot, according to the text above?", "max_new_tokens": 48})
-    # Short prompts mixed in.
+    # Short chat requests mixed in (the default model is an instruct model: chat messages are
+    # rendered with its template, plain prompts are continued as text).
     for i, q in enumerate(["What is the capital of France?",
                            "Write one sentence about the sea.",
                            "List three colours.",
                            "Explain what a library is in one sentence."]):
-        docs.append({"id": f"short-{i}", "prompt": q, "max_new_tokens": 32})
+        docs.append({"id": f"short-{i}", "messages": [{"role": "user", "content": q}],
+                     "max_new_tokens": 32})
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
         for d in docs:
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    sizes = ", ".join(f"{d['id']}: {len(d['prompt'])} chars" for d in docs)
+    sizes = ", ".join(f"{d['id']}: {len(d.get('prompt') or d['messages'][0]['content'])} chars"
+                      for d in docs)
     print(f"build_demo_input: wrote {len(docs)} documents to {args.out} ({sizes})",
           file=sys.stderr)
 

@@ -32,7 +32,7 @@ fi
 "$bin" generate --model "$model" --input inputs/demo.jsonl --output "$out" --overwrite \
   --metrics "${out%.jsonl}.metrics.json"
 echo
-echo "demo: output $out (metrics ${out%.jsonl}.metrics.json); the short prompts' answers:"
+echo "demo: output $out (metrics ${out%.jsonl}.metrics.json); what each request produced:"
 python3 - "$out" <<'PY'
 import json, sys
 for line in open(sys.argv[1], encoding="utf-8"):

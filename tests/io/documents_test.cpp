@@ -270,13 +270,16 @@ TEST(DemoInput, ShippedInputIsValidAndLong) {
   const auto docs = read_documents(std::string(INFLLM_SOURCE_DIR) + "/inputs/demo.jsonl");
   ASSERT_GE(docs.size(), 6u);
   std::size_t longest = 0, shortest = SIZE_MAX;
+  std::size_t chats = 0;
   for (const auto& d : docs) {
-    ASSERT_TRUE(d.prompt) << d.id;
-    longest = std::max(longest, d.prompt->size());
-    shortest = std::min(shortest, d.prompt->size());
+    const std::size_t chars = d.prompt ? d.prompt->size() : d.messages->front().content.size();
+    chats += d.messages.has_value();
+    longest = std::max(longest, chars);
+    shortest = std::min(shortest, chars);
   }
   EXPECT_GT(longest, 20000u) << "the demo needs a document long enough to borrow KV";
   EXPECT_LT(shortest, 100u) << "short prompts are mixed in";
+  EXPECT_GT(chats, 0u) << "and chat requests";
 }
 
 }  // namespace
