@@ -47,8 +47,9 @@ std::vector<cpu::KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std:
   std::vector<cpu::KvBlock> blocks(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t first = i * block_tokens;
-    blocks[i] = cpu::KvBlock{block_slots[i], first,
-                             static_cast<std::int32_t>(std::min<std::int64_t>(block_tokens, end - first))};
+    blocks[i] =
+        cpu::KvBlock{block_slots[i], first,
+                     static_cast<std::int32_t>(std::min<std::int64_t>(block_tokens, end - first))};
   }
   return blocks;
 }
@@ -146,14 +147,15 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
   std::size_t T = 0;
   for (const auto& s : batch) T += s.tokens.size();
   std::vector<std::int64_t> positions(T);  // (T)
-  std::vector<float> x(T * H);              // (T, H) residual stream
+  std::vector<float> x(T * H);             // (T, H) residual stream
   {
     std::size_t r = 0;
     for (const auto& s : batch) {
       for (std::size_t t = 0; t < s.tokens.size(); ++t, ++r) {
         const std::int32_t id = s.tokens[t];
         if (id < 0 || static_cast<std::size_t>(id) >= V) {
-          throw InternalError("Forward: token id " + std::to_string(id) + " outside the vocabulary");
+          throw InternalError("Forward: token id " + std::to_string(id) +
+                              " outside the vocabulary");
         }
         positions[r] = s.first_pos + static_cast<std::int64_t>(t);
         std::memcpy(&x[r * H], &weights_.embed.data[static_cast<std::size_t>(id) * H],
@@ -161,10 +163,10 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
       }
     }
   }
-  std::vector<float> h(T * H);                     // (T, H) normed input of a sublayer
+  std::vector<float> h(T * H);                        // (T, H) normed input of a sublayer
   std::vector<float> q(T * Q), k(T * KV), v(T * KV);  // projections
-  std::vector<float> att(T * Q);                   // (T, Q) attention output
-  std::vector<float> gate(T * F), up(T * F);       // (T, F) MLP
+  std::vector<float> att(T * Q);                      // (T, Q) attention output
+  std::vector<float> gate(T * F), up(T * F);          // (T, F) MLP
   for (int layer = 0; layer < static_cast<int>(c.num_layers); ++layer) {
     const LayerWeights& w = weights_.layers[static_cast<std::size_t>(layer)];
     backend_.rms_norm(x.data(), w.attn_norm.data.data(), h.data(), T, H, eps);

@@ -42,8 +42,8 @@ Sample sample_token(std::span<const float> logits, const SamplingParams& params,
   Sample out;
   if (params.temperature <= 0.0) {
     // Greedy: the first maximum (lowest id on ties), comparing the raw logits.
-    out.token = static_cast<std::int32_t>(
-        std::max_element(logits.begin(), logits.end()) - logits.begin());
+    out.token =
+        static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   } else {
     // Candidates sorted by probability (higher first, lower id first on ties).
     std::vector<std::int32_t> order(logits.size());

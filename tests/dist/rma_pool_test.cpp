@@ -105,8 +105,8 @@ TEST_P(RmaPoolTest, PutWhileTargetsComputeThenEveryByteChecks) {
   const std::uint64_t bad = sum_all(check_local(pool));
   const std::uint64_t checked = sum_all(pool.slots() * slot_bytes);
   EXPECT_EQ(bad, 0u) << "wrong bytes after MPI_Put";
-  EXPECT_EQ(checked, static_cast<std::uint64_t>(world_size()) * world_size() * kPerWriter *
-                         slot_bytes);
+  EXPECT_EQ(checked,
+            static_cast<std::uint64_t>(world_size()) * world_size() * kPerWriter * slot_bytes);
   MPI_Barrier(MPI_COMM_WORLD);
 }
 

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/attention.hpp"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/cuda_device.hpp"
 #include "core/verifiable.hpp"
-#include "backend/cpu/attention.hpp"
 #include "kernels/merge_states.cuh"
 #include "kernels/verifiable_fill.cuh"
 
@@ -84,7 +84,8 @@ TEST_F(GpuTest, MergeStatesMatchesTheCpuMerge) {
   INFLLM_CUDA_CHECK(cudaMemcpy(d_o, o.data(), o.size() * 4, cudaMemcpyHostToDevice));
   INFLLM_CUDA_CHECK(cudaMemcpy(d_m, m.data(), m.size() * 4, cudaMemcpyHostToDevice));
   INFLLM_CUDA_CHECK(cudaMemcpy(d_l, l.data(), l.size() * 4, cudaMemcpyHostToDevice));
-  INFLLM_CUDA_CHECK(kernels::launch_merge_states(d_o, d_m, d_l, kParts, kRows, kDim, d_out, nullptr));
+  INFLLM_CUDA_CHECK(
+      kernels::launch_merge_states(d_o, d_m, d_l, kParts, kRows, kDim, d_out, nullptr));
   std::vector<float> got(want.size());
   INFLLM_CUDA_CHECK(cudaMemcpy(got.data(), d_out, got.size() * 4, cudaMemcpyDeviceToHost));
   for (std::size_t i = 0; i < got.size(); ++i) {

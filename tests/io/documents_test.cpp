@@ -85,7 +85,8 @@ TEST(Jsonl, LineNotAnObject) {
 }
 
 TEST(Jsonl, MissingId) {
-  expect_names(error_of(write_text("noid.jsonl", "{\"prompt\": \"x\"}\n")), {"line 1", "id", "missing"});
+  expect_names(error_of(write_text("noid.jsonl", "{\"prompt\": \"x\"}\n")),
+               {"line 1", "id", "missing"});
 }
 
 TEST(Jsonl, MissingPrompt) {
@@ -101,8 +102,9 @@ TEST(Jsonl, EmptyPrompt) {
 }
 
 TEST(Jsonl, TwoPromptKinds) {
-  expect_names(error_of(write_text("two.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"tokens\": [1]}\n")),
-               {"only one of"});
+  expect_names(
+      error_of(write_text("two.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"tokens\": [1]}\n")),
+      {"only one of"});
 }
 
 TEST(Jsonl, TokenOutsideVocabulary) {
@@ -116,34 +118,42 @@ TEST(Jsonl, TokenOutsideVocabulary) {
 }
 
 TEST(Jsonl, DuplicateIds) {
-  expect_names(error_of(write_text("dup.jsonl", "{\"id\": \"x\", \"prompt\": \"a\"}\n"
-                                                "{\"id\": \"y\", \"prompt\": \"b\"}\n"
-                                                "{\"id\": \"x\", \"prompt\": \"c\"}\n")),
+  expect_names(error_of(write_text("dup.jsonl",
+                                   "{\"id\": \"x\", \"prompt\": \"a\"}\n"
+                                   "{\"id\": \"y\", \"prompt\": \"b\"}\n"
+                                   "{\"id\": \"x\", \"prompt\": \"c\"}\n")),
                {"line 3", "duplicate id", "line 1"});
 }
 
 TEST(Jsonl, NonNumericAndOutOfRangeOptions) {
-  expect_names(error_of(write_text("o1.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_new_tokens\": \"ten\"}\n")),
+  expect_names(error_of(write_text(
+                   "o1.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_new_tokens\": \"ten\"}\n")),
                {"field max_new_tokens", "integer"});
   expect_names(error_of(write_text("o2.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"top_p\": 1.5}\n")),
                {"field top_p", "out of range"});
-  expect_names(error_of(write_text("o3.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_new_tokens\": -1}\n")),
-               {"field max_new_tokens", "out of range"});
-  expect_names(error_of(write_text("o4.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"ignore_eos\": 1}\n")),
-               {"field ignore_eos"});
+  expect_names(
+      error_of(write_text("o3.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_new_tokens\": -1}\n")),
+      {"field max_new_tokens", "out of range"});
+  expect_names(
+      error_of(write_text("o4.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"ignore_eos\": 1}\n")),
+      {"field ignore_eos"});
 }
 
 TEST(Jsonl, UnknownFieldIsNamed) {
-  expect_names(error_of(write_text("typo.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_tokens\": 9}\n")),
-               {"field max_tokens", "unknown field"});
+  expect_names(
+      error_of(write_text("typo.jsonl", "{\"id\": 1, \"prompt\": \"a\", \"max_tokens\": 9}\n")),
+      {"field max_tokens", "unknown field"});
 }
 
 TEST(Jsonl, BadMessages) {
-  expect_names(error_of(write_text("m.jsonl", "{\"id\": 1, \"messages\": [{\"role\": \"user\"}]}\n")),
-               {"messages[0]", "role and content"});
+  expect_names(
+      error_of(write_text("m.jsonl", "{\"id\": 1, \"messages\": [{\"role\": \"user\"}]}\n")),
+      {"messages[0]", "role and content"});
 }
 
-TEST(Jsonl, EmptyFile) { expect_names(error_of(write_text("none.jsonl", "\n\n")), {"no documents"}); }
+TEST(Jsonl, EmptyFile) {
+  expect_names(error_of(write_text("none.jsonl", "\n\n")), {"no documents"});
+}
 
 // --- HDF5 ----------------------------------------------------------------------------------
 
@@ -153,8 +163,8 @@ void write_vlen_strings(hid_t group, const char* name, const std::vector<std::st
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   const hsize_t dims[1] = {values.size()};
   Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
-  Hdf5Handle set(H5Dcreate2(group, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                            H5P_DEFAULT));
+  Hdf5Handle set(
+      H5Dcreate2(group, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   std::vector<const char*> ptrs;
   for (const auto& v : values) ptrs.push_back(v.c_str());
   ASSERT_GE(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), 0);
@@ -164,8 +174,8 @@ void write_token_lists(hid_t group, const std::vector<std::vector<int>>& lists) 
   Hdf5Handle type(H5Tvlen_create(H5T_NATIVE_INT));
   const hsize_t dims[1] = {lists.size()};
   Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
-  Hdf5Handle set(H5Dcreate2(group, "tokens", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                            H5P_DEFAULT));
+  Hdf5Handle set(
+      H5Dcreate2(group, "tokens", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   std::vector<hvl_t> raw;
   for (const auto& l : lists) raw.push_back(hvl_t{l.size(), const_cast<int*>(l.data())});
   ASSERT_GE(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), 0);
@@ -174,8 +184,8 @@ void write_token_lists(hid_t group, const std::vector<std::vector<int>>& lists) 
 void write_ints(hid_t group, const char* name, const std::vector<int>& values) {
   const hsize_t dims[1] = {values.size()};
   Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
-  Hdf5Handle set(H5Dcreate2(group, name, H5T_NATIVE_INT, space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                            H5P_DEFAULT));
+  Hdf5Handle set(
+      H5Dcreate2(group, name, H5T_NATIVE_INT, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   ASSERT_GE(H5Dwrite(set.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
 }
 
@@ -227,36 +237,41 @@ TEST(Hdf5Input, MissingGroupOrDataset) {
 }
 
 TEST(Hdf5Input, WrongDatasetTypes) {
-  expect_names(error_of(make_h5("intid.h5", [](hid_t g) {
-                 write_ints(g, "id", {1});
-                 write_vlen_strings(g, "text", {"x"});
-               })),
+  expect_names(error_of(make_h5("intid.h5",
+                                [](hid_t g) {
+                                  write_ints(g, "id", {1});
+                                  write_vlen_strings(g, "text", {"x"});
+                                })),
                {"/documents/id", "must hold strings"});
-  expect_names(error_of(make_h5("inttok.h5", [](hid_t g) {
-                 write_vlen_strings(g, "id", {"x"});
-                 write_ints(g, "tokens", {1});
-               })),
+  expect_names(error_of(make_h5("inttok.h5",
+                                [](hid_t g) {
+                                  write_vlen_strings(g, "id", {"x"});
+                                  write_ints(g, "tokens", {1});
+                                })),
                {"/documents/tokens", "variable-length"});
 }
 
 TEST(Hdf5Input, LengthMismatchAndEmptyText) {
-  expect_names(error_of(make_h5("len.h5", [](hid_t g) {
-                 write_vlen_strings(g, "id", {"a", "b"});
-                 write_vlen_strings(g, "text", {"x"});
-               })),
+  expect_names(error_of(make_h5("len.h5",
+                                [](hid_t g) {
+                                  write_vlen_strings(g, "id", {"a", "b"});
+                                  write_vlen_strings(g, "text", {"x"});
+                                })),
                {"differ in length"});
-  expect_names(error_of(make_h5("emptytext.h5", [](hid_t g) {
-                 write_vlen_strings(g, "id", {"a"});
-                 write_vlen_strings(g, "text", {""});
-               })),
+  expect_names(error_of(make_h5("emptytext.h5",
+                                [](hid_t g) {
+                                  write_vlen_strings(g, "id", {"a"});
+                                  write_vlen_strings(g, "text", {""});
+                                })),
                {"id a", "empty prompt"});
 }
 
 TEST(Hdf5Input, DuplicateIds) {
-  expect_names(error_of(make_h5("dup.h5", [](hid_t g) {
-                 write_vlen_strings(g, "id", {"a", "a"});
-                 write_vlen_strings(g, "text", {"x", "y"});
-               })),
+  expect_names(error_of(make_h5("dup.h5",
+                                [](hid_t g) {
+                                  write_vlen_strings(g, "id", {"a", "a"});
+                                  write_vlen_strings(g, "text", {"x", "y"});
+                                })),
                {"index 1", "duplicate id", "index 0"});
 }
 
