@@ -55,17 +55,17 @@ std::vector<cpu::KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std:
 }
 
 void Attention::attend(Backend& backend, const KvStore& store, int layer, int q_heads,
-                       std::span<const StepSequence> batch, const float* q, float* out) {
+                       std::span<const StepSequence> batch,
+                       std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                       float* out) {
   const int head_dim = store.geometry.head_dim;
   const std::size_t row = static_cast<std::size_t>(q_heads) * head_dim;
-  std::vector<std::vector<cpu::KvBlock>> blocks(batch.size());
   std::vector<cpu::MaQuery> queries(batch.size());
   std::vector<cpu::MaOutput> outputs(batch.size());
   std::size_t r = 0;
   for (std::size_t s = 0; s < batch.size(); ++s) {
     const auto& seq = batch[s];
     const auto n = static_cast<std::int64_t>(seq.tokens.size());
-    blocks[s] = blocks_up_to(seq.block_slots, seq.first_pos + n, store.geometry.block_tokens);
     queries[s] = cpu::MaQuery{q + r * row, static_cast<int>(n), seq.first_pos, blocks[s]};
     outputs[s] = cpu::MaOutput{out + r * row, nullptr, nullptr};
     r += static_cast<std::size_t>(n);
@@ -163,6 +163,12 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
       }
     }
   }
+  // The blocks each request's attention reads: the same in every layer, so built once here.
+  std::vector<std::vector<cpu::KvBlock>> blocks(batch.size());
+  for (std::size_t s = 0; s < batch.size(); ++s) {
+    const auto end = batch[s].first_pos + static_cast<std::int64_t>(batch[s].tokens.size());
+    blocks[s] = blocks_up_to(batch[s].block_slots, end, store.geometry.block_tokens);
+  }
   std::vector<float> h(T * H);                        // (T, H) normed input of a sublayer
   std::vector<float> q(T * Q), k(T * KV), v(T * KV);  // projections
   std::vector<float> att(T * Q);                      // (T, Q) attention output
@@ -181,7 +187,7 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
     backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data());
     backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data());
     write_kv(batch, store, layer, k.data(), v.data());
-    attention.attend(backend_, store, layer, q_heads, batch, q.data(), att.data());
+    attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());
     backend_.matmul(att.data(), w.o.data.data(), x.data(), T, H, Q, /*accumulate=*/true);
 
     backend_.rms_norm(x.data(), w.ffn_norm.data.data(), h.data(), T, H, eps);

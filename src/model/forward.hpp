@@ -54,8 +54,12 @@ class Attention {
  public:
   virtual ~Attention() = default;
   // q (T, q_heads, head_dim) rows in batch order; out (T, q_heads * head_dim), normalized.
+  // blocks[s]: the blocks batch[s] reads (blocks_up_to), built once per step by Forward since
+  // they are the same in every layer.
   virtual void attend(Backend& backend, const KvStore& store, int layer, int q_heads,
-                      std::span<const StepSequence> batch, const float* q, float* out);
+                      std::span<const StepSequence> batch,
+                      std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                      float* out);
 };
 
 // The blocks a request's attention reads: logical blocks 0..ceil(end / block_tokens) - 1, the
