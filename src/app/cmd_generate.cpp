@@ -1,8 +1,13 @@
-// cmd_generate.cpp: `infllm generate` on one rank: load the model and tokenizer, read and check
-// every input document, then run the single-instance engine and write one result per request.
+// cmd_generate.cpp: `infllm generate`, alone or under `mpiexec -n N`: every rank loads the model
+// (one copy of the values per node, src/dist/shared_weights.hpp) and the tokenizer, reads and
+// checks every input document; rank 0 opens the output; then the engine (src/dist/engine.hpp)
+// runs and rank 0 writes one result per request.
 //
 // Order matters for "nothing half-written": everything that can be wrong with the inputs (model
-// files, tokenizer, documents, options) is checked before the output is created.
+// files, tokenizer, documents, options) is checked before the output is created. The ranks
+// agree on the set-up's outcome (an all-reduce of the exit code) before the run starts, so a
+// bad input ends every rank with exit 2 and one message, from the lowest rank that saw it. An
+// exception during the run aborts the whole job with exit 3 (dist::abort_job).
 //
 // The job's life: `--resume` skips the requests the output already holds (io/results.hpp,
 // io/fingerprint.hpp); SIGUSR1, SIGTERM and SIGINT set a flag that stops the engine at the next
@@ -33,6 +38,10 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "core/errors.hpp"
+#include "dist/engine.hpp"
+#include "dist/mpi_check.hpp"
+#include "dist/mpi_session.hpp"
+#include "dist/shared_weights.hpp"
 #include "io/documents.hpp"
 #include "io/fingerprint.hpp"
 #include "io/progress.hpp"
@@ -41,6 +50,8 @@
 #include "model/generator.hpp"
 #include "model/tokenizer.hpp"
 #include "model/weights.hpp"
+
+#include <mpi.h>
 
 namespace infllm::app {
 
@@ -141,6 +152,8 @@ io::ResultRecord to_record(model::GenResult&& g) {
   r.first_token_s = g.first_token_s;
   r.total_s = g.total_s;
   r.preemptions = g.preemptions;
+  r.remote_blocks_max = g.remote_blocks_max;
+  r.creditors = std::move(g.creditors);
   r.top_logprobs = std::move(g.top_logprobs);
   return r;
 }
@@ -187,17 +200,30 @@ long env_number(const char* name) {
   return v != nullptr ? std::strtol(v, nullptr, 10) : 0;
 }
 
-}  // namespace
+struct Setup {
+  std::unique_ptr<dist::NodeWeights> weights;
+  std::optional<model::Tokenizer> tok;
+  std::vector<model::GenRequest> requests;
+  std::int64_t prompt_tokens = 0;
+  std::size_t documents = 0;
+  std::int32_t slots = 0;
+  double pool_mb = 0;
+  std::size_t block_bytes = 0;
+  // Rank 0 only.
+  std::unique_ptr<io::ResultSink> sink;
+  std::vector<std::size_t> to_run;
+  std::set<std::string> earlier_ids;
+  std::size_t not_done = 0;
+  json by_status = json::object();
+};
 
-int run_generate(const GenerateConfig& cfg) {
-  install_stop_handlers();
-  const auto t0 = Clock::now();
-  cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(1));
-
-  // 1. Everything that can be wrong with the inputs, before the output exists.
-  const model::LoadedModel m = model::load_model(cfg.model);
-  const model::Tokenizer tok = load_tokenizer(m);
+// Everything that can be wrong before the run; rank 0 also opens the output.
+void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
+  st.weights = std::make_unique<dist::NodeWeights>(MPI_COMM_WORLD, cfg.model);
+  const model::LoadedModel& m = st.weights->model();
+  st.tok.emplace(load_tokenizer(m));
   const auto docs = io::read_documents(cfg.input, io::ReadOptions{m.config.vocab_size});
+  st.documents = docs.size();
   // The chat template is recognized only when some document has `messages`, so a model whose
   // template infllm does not know still serves plain prompts.
   std::optional<model::ChatTemplate> chat;
@@ -205,145 +231,253 @@ int run_generate(const GenerateConfig& cfg) {
     const std::string chat_text = chat_template_text(m);
     if (!chat_text.empty()) chat = model::ChatTemplate::recognize(chat_text, m.path);
   }
-  std::vector<model::GenRequest> requests;
-  std::int64_t prompt_tokens = 0;
   for (const auto& d : docs) {
-    requests.push_back(make_request(d, cfg, tok, chat, cfg.input));
-    prompt_tokens += static_cast<std::int64_t>(requests.back().prompt.size());
+    st.requests.push_back(make_request(d, cfg, *st.tok, chat, cfg.input));
+    st.prompt_tokens += static_cast<std::int64_t>(st.requests.back().prompt.size());
   }
-  cpu::CpuBackend backend;
-  model::Forward forward(m.config, m.weights, backend);
-  const BlockGeometry geometry = forward.geometry(cfg.block_tokens, KvDtype::kF32);
+  const BlockGeometry geometry{cfg.block_tokens, static_cast<int>(m.config.num_layers),
+                               static_cast<int>(m.config.num_kv_heads),
+                               static_cast<int>(m.config.head_dim), KvDtype::kF32};
+  st.block_bytes = geometry.block_bytes();
   // NOTE: --kv-pool-mb 0 (automatic) on the CPU build: 512 MiB per rank.
-  const double pool_mb = cfg.kv_pool_mb > 0 ? cfg.kv_pool_mb : 512.0;
-  const auto slots =
-      static_cast<std::int32_t>(pool_mb * 1048576.0 / double(geometry.block_bytes()));
-  if (slots < 1) {
-    throw UsageError("kv-pool-mb", "holds no rBlock of this model (" +
-                                       std::to_string(geometry.block_bytes()) + " bytes each)");
+  st.pool_mb = cfg.kv_pool_mb > 0 ? cfg.kv_pool_mb : 512.0;
+  st.slots = static_cast<std::int32_t>(st.pool_mb * 1048576.0 / double(st.block_bytes));
+  if (st.slots < 2) {
+    throw UsageError("kv-pool-mb", "holds fewer than 2 rBlocks of this model (" +
+                                       std::to_string(st.block_bytes) + " bytes each)");
   }
-
-  // 2. The output (and, on resume, what an earlier run finished).
+  if (rank != 0) return;
   const json fingerprint = io::make_fingerprint(cfg.model, cfg.input, output_options(cfg),
                                                 static_cast<std::int64_t>(docs.size()));
-  const json run_attributes = {{"model", cfg.model},
-                               {"input", cfg.input},
-                               {"ranks", 1},
-                               {"version", INFLLM_VERSION},
-                               {"block_tokens", cfg.block_tokens},
-                               {"kv_pool_mb", pool_mb},
-                               {"temperature", cfg.temperature},
-                               {"seed", cfg.seed},
-                               {"fingerprint", fingerprint}};
-  auto sink = io::open_result_sink(
+  const json run_attributes = {
+      {"model", cfg.model},
+      {"input", cfg.input},
+      {"ranks", ranks},
+      {"version", INFLLM_VERSION},
+      {"block_tokens", cfg.block_tokens},
+      {"kv_pool_mb", st.pool_mb},
+      {"kv_policy", cfg.kv_policy == KvPolicy::kLocal ? "local" : "pooled"},
+      {"temperature", cfg.temperature},
+      {"seed", cfg.seed},
+      {"fingerprint", fingerprint}};
+  st.sink = io::open_result_sink(
       cfg.output, io::OutputOptions{.overwrite = cfg.overwrite, .resume = cfg.resume},
       run_attributes, &fingerprint);
-  std::size_t not_done = 0;
-  json by_status = json::object();
-  std::set<std::string> earlier_ids;
-  for (const auto& r : sink->earlier()) {
-    earlier_ids.insert(r.id);
-    by_status[r.status] = by_status.value(r.status, 0) + 1;
-    if (r.status != "done") ++not_done;
+  for (const auto& r : st.sink->earlier()) {
+    st.earlier_ids.insert(r.id);
+    st.by_status[r.status] = st.by_status.value(r.status, 0) + 1;
+    if (r.status != "done") ++st.not_done;
   }
-  std::erase_if(requests, [&](const model::GenRequest& r) { return earlier_ids.count(r.id) > 0; });
-  if (!cfg.quiet) {
-    std::cerr << "infllm generate: " << docs.size() << " requests, " << prompt_tokens
+  for (std::size_t i = 0; i < st.requests.size(); ++i) {
+    if (st.earlier_ids.count(st.requests[i].id) == 0) st.to_run.push_back(i);
+  }
+}
+
+json bytes_json(const dist::StepStats& t) {
+  return {{"push", t.push_bytes},
+          {"pull", t.pull_bytes},
+          {"query", t.query_bytes},
+          {"partial", t.partial_bytes},
+          {"dgfm", t.dgfm_bytes}};
+}
+
+}  // namespace
+
+int run_generate(const GenerateConfig& cfg) {
+  install_stop_handlers();
+  const auto t0 = Clock::now();
+  dist::MpiSession mpi(nullptr, nullptr);
+  const int rank = mpi.rank(), ranks = mpi.size();
+  cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(mpi.node_size()));
+
+  // 1. Everything that can be wrong with the inputs, before the output exists; all ranks agree.
+  Setup st;
+  int code = 0;
+  std::string message;
+  try {
+    set_up(cfg, rank, ranks, st);
+  } catch (const UsageError& e) {
+    code = static_cast<int>(ExitCode::kBadInput);
+    message = e.what();
+  } catch (const InputError& e) {
+    code = static_cast<int>(ExitCode::kBadInput);
+    message = e.what();
+  } catch (const std::exception& e) {
+    code = static_cast<int>(ExitCode::kInternal);
+    message = std::string("internal error: ") + e.what();
+  }
+  int worst = 0, first = 0;
+  const int mine = code != 0 ? rank : ranks;
+  INFLLM_MPI_CHECK(MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  INFLLM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (worst != 0) {
+    if (rank == first) std::cerr << "infllm generate: " << message << "\n";
+    return worst;
+  }
+  const model::LoadedModel& m = st.weights->model();
+  if (rank == 0 && !cfg.quiet) {
+    std::cerr << "infllm generate: " << st.documents << " requests, " << st.prompt_tokens
               << " prompt tokens; model " << m.path << " (" << m.config.num_layers << " layers, "
-              << m.config.hidden_size << " hidden); pool " << slots << " rBlocks of "
-              << geometry.block_bytes() << " bytes; " << cpu::threads() << " threads\n";
+              << m.config.hidden_size << " hidden); " << ranks << " rank" << (ranks > 1 ? "s" : "")
+              << " (" << mpi.node_size() << " on this node, sharing "
+              << st.weights->bytes() / 1048576 << " MiB of weights), kv-policy "
+              << (cfg.kv_policy == KvPolicy::kLocal ? "local" : "pooled") << "; pool " << st.slots
+              << " rBlocks of " << st.block_bytes << " bytes per rank; " << cpu::threads()
+              << " threads per rank\n";
     if (cfg.resume) {
-      std::cerr << "infllm generate: resuming " << cfg.output << ": " << earlier_ids.size()
-                << " finished earlier, " << requests.size() << " to run";
-      if (sink->torn_bytes_dropped() > 0) {
-        std::cerr << "; dropped a torn last line (" << sink->torn_bytes_dropped() << " bytes)";
+      std::cerr << "infllm generate: resuming " << cfg.output << ": " << st.earlier_ids.size()
+                << " finished earlier, " << st.to_run.size() << " to run";
+      if (st.sink->torn_bytes_dropped() > 0) {
+        std::cerr << "; dropped a torn last line (" << st.sink->torn_bytes_dropped() << " bytes)";
       }
       std::cerr << "\n";
     }
   }
 
-  // 3. The run.
-  model::GeneratorOptions options;
-  options.block_tokens = cfg.block_tokens;
-  options.pool_slots = slots;
-  options.max_batch_tokens = cfg.max_batch_tokens;
-  options.max_num_seqs = cfg.max_num_seqs;
-  options.eos_ids = eos_ids(m, tok);
-  model::Generator generator(forward, &tok, options);
-  std::optional<io::ProgressReporter> progress;
-  if (!cfg.quiet) {
-    progress.emplace(std::cerr, ::isatty(STDERR_FILENO) != 0, docs.size(), earlier_ids.size());
-  }
-  const long kill_after = env_number("INFLLM_TEST_KILL_AFTER");
-  const long step_delay_ms = env_number("INFLLM_TEST_STEP_DELAY_MS");
-  std::size_t finished = 0;
-  std::int64_t generated = 0;
-  model::RunHooks hooks;
-  hooks.stop = [] { return g_stop_signal.load() != 0; };
-  hooks.on_step = [&](const model::StepProgress& p) {
-    if (progress) {
-      progress->on_step(io::ProgressSample{p.prefill_tokens, p.decode_tokens, p.pool_used,
-                                           p.pool_slots, /*loans_outstanding=*/0});
+  // 2. The run. Any exception from here on aborts the whole job (exit 3).
+  try {
+    cpu::CpuBackend backend;
+    model::Forward forward(m.config, m.weights, backend);
+    dist::EngineOptions options;
+    options.block_tokens = cfg.block_tokens;
+    options.pool_slots = st.slots;
+    options.max_batch_tokens = cfg.max_batch_tokens;
+    options.max_num_seqs = cfg.max_num_seqs;
+    options.max_lend_fraction = cfg.max_lend_fraction;
+    // NOTE: one rank has nothing to pool: it runs the single-instance engine (the same as local).
+    options.policy = cfg.kv_policy == KvPolicy::kLocal || ranks == 1 ? infllm::KvPolicy::kLocal
+                                                                     : infllm::KvPolicy::kPooled;
+    options.remote = cfg.remote_attention == RemoteAttention::kPullKv ? dist::RemoteMode::kPullKv
+                     : cfg.remote_attention == RemoteAttention::kPushQuery
+                         ? dist::RemoteMode::kPushQuery
+                         : dist::RemoteMode::kAuto;
+    options.dgfm = cfg.dgfm;
+    options.ranks_per_node = mpi.node_size();
+    options.eos_ids = eos_ids(m, *st.tok);
+    dist::Engine engine(MPI_COMM_WORLD, forward, &*st.tok, options);
+
+    std::optional<io::ProgressReporter> progress;
+    if (rank == 0 && !cfg.quiet) {
+      progress.emplace(std::cerr, ::isatty(STDERR_FILENO) != 0, st.documents,
+                       st.earlier_ids.size());
     }
-    if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
-  };
-  const auto stats = generator.run(
-      std::move(requests),
-      [&](model::GenResult&& g) {
-        ++finished;
-        generated += static_cast<std::int64_t>(g.tokens.size());
-        if (g.status != model::GenStatus::kDone) ++not_done;
-        const std::string status = model::status_name(g.status);
-        by_status[status] = by_status.value(status, 0) + 1;
-        sink->append(to_record(std::move(g)));
-        if (progress) progress->on_result();
-        if (kill_after > 0 && finished == static_cast<std::size_t>(kill_after)) {
-          sink->flush();
-          std::raise(SIGKILL);
-        }
-      },
-      hooks);
-  sink->close();
-  if (progress) progress->finish();
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  if (!cfg.metrics.empty()) {
-    const json metrics = {{"requests", docs.size()},
-                          {"requests_earlier", earlier_ids.size()},
-                          {"requests_by_status", by_status},
-                          {"stopped_by_signal", stats.stopped},
-                          {"prompt_tokens", prompt_tokens},
-                          {"generated_tokens", generated},
-                          {"prefill_tokens_computed", stats.prefill_tokens},
-                          {"decode_tokens", stats.decode_tokens},
-                          {"steps", stats.steps},
-                          {"preemptions", stats.preemptions},
-                          {"pool_slots", slots},
-                          {"pool_used_hwm", stats.pool_used_hwm},
-                          {"loans_total", 0},
-                          {"ledger_outstanding_end", 0},
-                          {"wall_s", seconds},
-                          {"ranks", 1}};
-    std::ofstream(cfg.metrics) << metrics.dump(2) << "\n";
-  }
-  if (stats.stopped) {
+    const long kill_after = env_number("INFLLM_TEST_KILL_AFTER");
+    const long step_delay_ms = env_number("INFLLM_TEST_STEP_DELAY_MS");
+    std::size_t finished = 0;
+    std::int64_t generated = 0;
+    dist::EngineHooks hooks;
+    hooks.stop = [] { return g_stop_signal.load() != 0; };
+    hooks.on_result = [&](model::GenResult&& g) {
+      ++finished;
+      generated += static_cast<std::int64_t>(g.tokens.size());
+      if (g.status != model::GenStatus::kDone) ++st.not_done;
+      const std::string status = model::status_name(g.status);
+      st.by_status[status] = st.by_status.value(status, 0) + 1;
+      st.sink->append(to_record(std::move(g)));
+      if (progress) progress->on_result();
+      if (kill_after > 0 && finished == static_cast<std::size_t>(kill_after)) {
+        st.sink->flush();
+        std::raise(SIGKILL);
+      }
+    };
+    std::int64_t prefill_total = 0, decode_total = 0;
+    hooks.on_step = [&](const dist::ClusterStep& cs) {
+      if (!progress) return;
+      if (options.policy == infllm::KvPolicy::kLocal) {
+        prefill_total = cs.sum.prefill_tokens;  // the generator's counts are cumulative
+        decode_total = cs.sum.decode_tokens;
+      } else {
+        prefill_total += cs.sum.prefill_tokens;
+        decode_total += cs.sum.decode_tokens;
+      }
+      progress->on_step(io::ProgressSample{prefill_total, decode_total, cs.sum.pool_used,
+                                           cs.sum.pool_slots, cs.ledger_blocks});
+    };
+    hooks.after_step = [&] {
+      if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
+    };
+    const dist::EngineSummary sum = engine.run(st.requests, st.to_run, hooks);
+    if (rank != 0) return sum.stopped ? static_cast<int>(ExitCode::kStopped) : 0;
+
+    st.sink->close();
+    if (progress) progress->finish();
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!cfg.metrics.empty()) {
+      json steps = json::array();
+      for (const auto& cs : sum.per_step) {
+        steps.push_back({{"step", cs.step},
+                         {"prefill_tokens", cs.sum.prefill_tokens},
+                         {"decode_tokens", cs.sum.decode_tokens},
+                         {"batch", cs.sum.batch},
+                         {"local_blocks", cs.sum.local_blocks},
+                         {"remote_blocks", cs.sum.remote_blocks},
+                         {"bytes", bytes_json(cs.sum)},
+                         {"ledger_blocks", cs.ledger_blocks},
+                         {"loans_total", cs.loans_total},
+                         {"dgfm_moves", cs.dgfm_moves},
+                         {"pool_used", cs.sum.pool_used},
+                         {"running", cs.running},
+                         {"queued", cs.queued},
+                         {"compute_s_max", cs.max_compute_s},
+                         {"compute_s", cs.sum.compute_s},
+                         {"wait_s", cs.sum.wait_s},
+                         {"comm_s", cs.sum.comm_s},
+                         {"wall_s", cs.wall_s}});
+      }
+      const json metrics = {
+          {"requests", st.documents},
+          {"requests_earlier", st.earlier_ids.size()},
+          {"requests_by_status", st.by_status},
+          {"stopped_by_signal", sum.stopped},
+          {"prompt_tokens", st.prompt_tokens},
+          {"generated_tokens", generated},
+          {"prefill_tokens_computed", sum.prefill_tokens},
+          {"decode_tokens", sum.decode_tokens},
+          {"tokens_per_s",
+           seconds > 0 ? double(sum.prefill_tokens + sum.decode_tokens) / seconds : 0.0},
+          {"steps", sum.steps},
+          {"preemptions", sum.preemptions},
+          {"pool_slots", st.slots},
+          {"pool_used_hwm", sum.totals.pool_used},
+          {"loans_total", sum.loans_total},
+          {"ledger_outstanding_end", sum.ledger_outstanding_end},
+          {"ledger_max", sum.ledger_max},
+          {"dgfm_moves", sum.dgfm_moves},
+          {"bytes_moved", bytes_json(sum.totals)},
+          {"time_split_s",
+           {{"compute", sum.totals.compute_s},
+            {"wait", sum.totals.wait_s},
+            {"comm", sum.totals.comm_s}}},
+          {"kv_policy", options.policy == infllm::KvPolicy::kLocal ? "local" : "pooled"},
+          {"wall_s", seconds},
+          {"ranks", ranks},
+          {"per_step", std::move(steps)}};
+      std::ofstream(cfg.metrics) << metrics.dump(2) << "\n";
+    }
+    if (sum.stopped) {
+      if (!cfg.quiet) {
+        const int sig = g_stop_signal.load();
+        std::cerr << "infllm generate: stopped by "
+                  << (sig == SIGUSR1   ? "SIGUSR1"
+                      : sig == SIGTERM ? "SIGTERM"
+                      : sig == SIGINT  ? "SIGINT"
+                                       : "a signal on another rank")
+                  << " after " << st.earlier_ids.size() + finished << "/" << st.documents
+                  << " requests (output fsync'ed); run again with --resume to finish " << cfg.output
+                  << "\n";
+      }
+      return static_cast<int>(ExitCode::kStopped);
+    }
     if (!cfg.quiet) {
-      const int sig = g_stop_signal.load();
-      std::cerr << "infllm generate: stopped by "
-                << (sig == SIGUSR1   ? "SIGUSR1"
-                    : sig == SIGTERM ? "SIGTERM"
-                                     : "SIGINT")
-                << " after " << earlier_ids.size() + finished << "/" << docs.size()
-                << " requests (output fsync'ed); run again with --resume to finish " << cfg.output
-                << "\n";
+      std::cerr << "infllm generate: done: " << st.earlier_ids.size() + finished << " requests ("
+                << st.by_status.dump() << "), " << generated << " tokens generated in " << seconds
+                << " s; loans " << sum.loans_total << ", outstanding at the end "
+                << sum.ledger_outstanding_end << "; output " << cfg.output << "\n";
     }
-    return static_cast<int>(ExitCode::kStopped);
+    return static_cast<int>(st.not_done == 0 ? ExitCode::kOk : ExitCode::kSomeNotDone);
+  } catch (const std::exception& e) {
+    dist::abort_job(e.what());
   }
-  if (!cfg.quiet) {
-    std::cerr << "infllm generate: done: " << earlier_ids.size() + finished << " requests ("
-              << by_status.dump() << "), " << generated << " tokens generated in " << seconds
-              << " s; output " << cfg.output << "\n";
-  }
-  return static_cast<int>(not_done == 0 ? ExitCode::kOk : ExitCode::kSomeNotDone);
 }
 
 }  // namespace infllm::app

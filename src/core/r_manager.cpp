@@ -223,11 +223,13 @@ void RManager::apply(const RankDecision& d) {
   stopped_ = stopped_ || d.stop;
 }
 
-StepOutcome RManager::run_step() {
+std::vector<Growth> RManager::grow_step(StepOutcome* outcome) {
   StepOutcome out;
+  std::vector<Growth> grown;
   for (const BatchItem& item : next_batch()) {
     RequestProgress& p = requests_.at(item.request);
     BlockTable& t = p.table;
+    const std::int64_t first_pos = t.tokens();
     // New KV is always written at home: each new tail block takes a local slot; a prefill chunk
     // is cut short where the slots run out.
     std::int64_t n = 0;
@@ -243,16 +245,27 @@ StepOutcome RManager::run_step() {
     }
     if (n < item.tokens) ++out.waiting;
     if (n == 0) continue;
-    if (p.prefilled < p.spec.prompt_tokens) {
-      p.prefilled += n;
-    } else {
-      p.generated += n;
-    }
+    const bool prefill = p.prefilled < p.spec.prompt_tokens;
+    (prefill ? p.prefilled : p.generated) += n;
     out.tokens += n;
     ++out.items;
+    grown.push_back(Growth{item.request, first_pos, n, prefill});
+  }
+  if (outcome != nullptr) *outcome = out;
+  return grown;
+}
+
+void RManager::finish_request(RequestId request) {
+  finished_.push_back(request);
+  drop_request(request, /*finished=*/true);
+}
+
+StepOutcome RManager::run_step() {
+  StepOutcome out;
+  for (const Growth& g : grow_step(&out)) {
+    const RequestProgress& p = requests_.at(g.request);
     if (p.prefilled == p.spec.prompt_tokens && p.generated == p.spec.max_new_tokens) {
-      finished_.push_back(item.request);
-      drop_request(item.request, /*finished=*/true);
+      finish_request(g.request);
       ++out.finished;
     }
   }

@@ -54,6 +54,15 @@ struct RequestProgress {
   BlockTable table;
 };
 
+// One batch item's growth this step: the tokens it appended at positions
+// [first_pos, first_pos + tokens), all in home slots.
+struct Growth {
+  RequestId request;
+  std::int64_t first_pos = 0;
+  std::int64_t tokens = 0;
+  bool prefill = false;  // prompt tokens (else one decode token)
+};
+
 struct StepOutcome {
   std::int64_t items = 0;    // batch items that appended tokens
   std::int64_t tokens = 0;   // processed this step
@@ -72,7 +81,16 @@ class RManager {
   StepReport make_report(std::int64_t step);
   // Throws InternalError on a decision that contradicts this rank's state (misuse).
   void apply(const RankDecision& decision);
+  // The simulated step: grow_step(), then every request whose spec says it is complete
+  // (prefill done, max_new_tokens processed) finishes.
   StepOutcome run_step();
+  // The real engine's step: the batch appends its tokens (new tails in local slots only; items
+  // that get no slot wait). Returns what each item appended, in batch order; `outcome` (if not
+  // null) gets the counts. Finishing is the caller's: finish_request() after sampling.
+  std::vector<Growth> grow_step(StepOutcome* outcome = nullptr);
+  // The request ended (EOS, stop string, length): its home slots are freed, its remote slots
+  // travel in the next report.
+  void finish_request(RequestId request);
 
   // Signals (SIGUSR1 & co.) set this; it travels in the next report.
   void request_stop() { stop_requested_ = true; }

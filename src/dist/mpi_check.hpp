@@ -15,10 +15,10 @@ namespace infllm::dist {
 
 }  // namespace infllm::dist
 
-#define INFLLM_MPI_CHECK(call)                                              \
-  do {                                                                      \
-    const int infllm_mpi_rc_ = (call);                                      \
-    if (infllm_mpi_rc_ != MPI_SUCCESS) {                                    \
+#define INFLLM_MPI_CHECK(call)                                             \
+  do {                                                                     \
+    const int infllm_mpi_rc_ = (call);                                     \
+    if (infllm_mpi_rc_ != MPI_SUCCESS) {                                   \
       ::infllm::dist::mpi_fail(infllm_mpi_rc_, #call, __FILE__, __LINE__); \
-    }                                                                       \
+    }                                                                      \
   } while (0)

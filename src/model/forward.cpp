@@ -82,7 +82,11 @@ Forward::Forward(const ModelConfig& config, const Weights& weights, Backend& bac
     : config_(config),
       weights_(weights),
       backend_(backend),
-      inv_freq_(rope_inv_freq(config, weights.rope_freqs.data)) {
+      inv_freq_(rope_inv_freq(
+          config, weights.rope_freqs.view != nullptr
+                      ? std::vector<float>(weights.rope_freqs.view,
+                                           weights.rope_freqs.view + weights.rope_freqs.numel())
+                      : weights.rope_freqs.data)) {
   // NOTE: Mistral's sliding window is not implemented; refusing is better than silently
   // attending beyond it.
   if (config.sliding_window && *config.sliding_window < config.max_position_embeddings) {
@@ -158,7 +162,7 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
                               " outside the vocabulary");
         }
         positions[r] = s.first_pos + static_cast<std::int64_t>(t);
-        std::memcpy(&x[r * H], &weights_.embed.data[static_cast<std::size_t>(id) * H],
+        std::memcpy(&x[r * H], weights_.embed.ptr() + static_cast<std::size_t>(id) * H,
                     H * sizeof(float));
       }
     }
@@ -175,26 +179,26 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
   std::vector<float> gate(T * F), up(T * F);          // (T, F) MLP
   for (int layer = 0; layer < static_cast<int>(c.num_layers); ++layer) {
     const LayerWeights& w = weights_.layers[static_cast<std::size_t>(layer)];
-    backend_.rms_norm(x.data(), w.attn_norm.data.data(), h.data(), T, H, eps);
-    backend_.matmul(h.data(), w.q.data.data(), q.data(), T, Q, H);
-    backend_.matmul(h.data(), w.k.data.data(), k.data(), T, KV, H);
-    backend_.matmul(h.data(), w.v.data.data(), v.data(), T, KV, H);
+    backend_.rms_norm(x.data(), w.attn_norm.ptr(), h.data(), T, H, eps);
+    backend_.matmul(h.data(), w.q.ptr(), q.data(), T, Q, H);
+    backend_.matmul(h.data(), w.k.ptr(), k.data(), T, KV, H);
+    backend_.matmul(h.data(), w.v.ptr(), v.data(), T, KV, H);
     if (!w.q_bias.empty()) {
-      backend_.add_bias(q.data(), w.q_bias.data.data(), T, Q);
-      backend_.add_bias(k.data(), w.k_bias.data.data(), T, KV);
-      backend_.add_bias(v.data(), w.v_bias.data.data(), T, KV);
+      backend_.add_bias(q.data(), w.q_bias.ptr(), T, Q);
+      backend_.add_bias(k.data(), w.k_bias.ptr(), T, KV);
+      backend_.add_bias(v.data(), w.v_bias.ptr(), T, KV);
     }
     backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data());
     backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data());
     write_kv(batch, store, layer, k.data(), v.data());
     attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());
-    backend_.matmul(att.data(), w.o.data.data(), x.data(), T, H, Q, /*accumulate=*/true);
+    backend_.matmul(att.data(), w.o.ptr(), x.data(), T, H, Q, /*accumulate=*/true);
 
-    backend_.rms_norm(x.data(), w.ffn_norm.data.data(), h.data(), T, H, eps);
-    backend_.matmul(h.data(), w.gate.data.data(), gate.data(), T, F, H);
-    backend_.matmul(h.data(), w.up.data.data(), up.data(), T, F, H);
+    backend_.rms_norm(x.data(), w.ffn_norm.ptr(), h.data(), T, H, eps);
+    backend_.matmul(h.data(), w.gate.ptr(), gate.data(), T, F, H);
+    backend_.matmul(h.data(), w.up.ptr(), up.data(), T, F, H);
     backend_.silu_mul(gate.data(), up.data(), T * F);
-    backend_.matmul(gate.data(), w.down.data.data(), x.data(), T, H, F, /*accumulate=*/true);
+    backend_.matmul(gate.data(), w.down.ptr(), x.data(), T, H, F, /*accumulate=*/true);
   }
 
   // Only the rows that need logits go through the final norm and the LM head.
@@ -209,8 +213,8 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
   }
   const std::size_t R = last.size() / H;
   std::vector<float> normed(R * H), logits(R * V);  // (R, H), (R, vocab)
-  backend_.rms_norm(last.data(), weights_.final_norm.data.data(), normed.data(), R, H, eps);
-  backend_.matmul(normed.data(), weights_.output().data.data(), logits.data(), R, V, H);
+  backend_.rms_norm(last.data(), weights_.final_norm.ptr(), normed.data(), R, H, eps);
+  backend_.matmul(normed.data(), weights_.output().ptr(), logits.data(), R, V, H);
   return logits;
 }
 

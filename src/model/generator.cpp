@@ -54,6 +54,48 @@ struct Scheduled {
 
 }  // namespace
 
+std::optional<std::pair<GenStatus, std::string>> admission_verdict(const GenRequest& request,
+                                                                   std::int64_t max_positions) {
+  if (!request.fail_reason.empty()) return std::pair{GenStatus::kFailed, request.fail_reason};
+  if (request.max_new_tokens <= 0) return std::pair{GenStatus::kDone, std::string()};
+  if (request.prompt.empty()) return std::pair{GenStatus::kFailed, std::string("empty_prompt")};
+  if (static_cast<std::int64_t>(request.prompt.size()) > max_positions) {
+    return std::pair{GenStatus::kFailed, std::string("prompt_too_long")};
+  }
+  return std::nullopt;
+}
+
+std::string accept_token(const GenRequest& request, std::span<float> logits,
+                         const std::vector<std::int32_t>& eos_ids, const Tokenizer* tokenizer,
+                         std::int64_t max_positions, std::vector<std::int32_t>& sequence,
+                         GenResult& result) {
+  const auto generated = static_cast<int>(result.tokens.size());
+  if (generated < request.min_new_tokens) {
+    for (std::int32_t e : eos_ids) logits[static_cast<std::size_t>(e)] = -INFINITY;
+  }
+  const auto position = static_cast<std::int64_t>(sequence.size());
+  const Sample pick = sample_token(logits, request.sampling, request.id, position);
+  sequence.push_back(pick.token);
+  result.tokens.push_back(pick.token);
+  if (request.sampling.logprobs > 0) result.top_logprobs.push_back(pick.top);
+  const bool eos = std::find(eos_ids.begin(), eos_ids.end(), pick.token) != eos_ids.end();
+  if (eos && !request.ignore_eos) return "stop";
+  if (!request.stop.empty() && tokenizer != nullptr) {
+    const std::string text = tokenizer->decode_text(result.tokens, /*skip_special=*/true);
+    std::size_t cut = std::string::npos;
+    for (const auto& stop : request.stop) cut = std::min(cut, text.find(stop));
+    if (cut != std::string::npos) {
+      result.text = text.substr(0, cut);
+      return "stop";
+    }
+  }
+  if (generated + 1 >= request.max_new_tokens ||
+      static_cast<std::int64_t>(sequence.size()) >= max_positions) {
+    return "length";
+  }
+  return "";
+}
+
 Generator::Generator(Forward& forward, const Tokenizer* tokenizer, const GeneratorOptions& options)
     : forward_(forward), tokenizer_(tokenizer), options_(options) {
   if (options_.pool_slots <= 0 || options_.block_tokens <= 0 || options_.max_batch_tokens <= 0 ||
@@ -100,14 +142,9 @@ GeneratorStats Generator::run(std::vector<GenRequest> requests,
     s->order = i;
     s->all = s->req.prompt;
     const auto need = static_cast<std::int64_t>(s->req.prompt.size()) + s->req.max_new_tokens;
-    if (!s->req.fail_reason.empty()) {
-      finish(*s, GenStatus::kFailed, s->req.fail_reason, "");
-    } else if (s->req.max_new_tokens <= 0) {
-      finish(*s, GenStatus::kDone, "", "length");
-    } else if (s->req.prompt.empty()) {
-      finish(*s, GenStatus::kFailed, "empty_prompt", "");
-    } else if (static_cast<std::int64_t>(s->req.prompt.size()) > max_pos) {
-      finish(*s, GenStatus::kFailed, "prompt_too_long", "");
+    if (const auto verdict = admission_verdict(s->req, max_pos)) {
+      finish(*s, verdict->first, verdict->second,
+             verdict->first == GenStatus::kDone ? "length" : "");
     } else if ((std::min(need, max_pos) + bt - 1) / bt > options_.pool_slots) {
       finish(*s, GenStatus::kRejected, "kv_capacity", "");
     } else {
@@ -236,36 +273,12 @@ GeneratorStats Generator::run(std::vector<GenRequest> requests,
       std::vector<float> l(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
                            logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
       ++row;
-      const auto generated = static_cast<int>(s.result.tokens.size());
-      if (generated < s.req.min_new_tokens) {
-        for (std::int32_t e : options_.eos_ids) l[static_cast<std::size_t>(e)] = -INFINITY;
-      }
-      const auto position = static_cast<std::int64_t>(s.all.size());
-      const Sample pick = sample_token(l, s.req.sampling, s.req.id, position);
-      s.all.push_back(pick.token);
-      s.result.tokens.push_back(pick.token);
-      if (s.req.sampling.logprobs > 0) s.result.top_logprobs.push_back(pick.top);
       if (!s.first_token) {
         s.first_token = true;
         s.result.first_token_s = seconds_since(t0);
       }
-      const bool eos = std::find(options_.eos_ids.begin(), options_.eos_ids.end(), pick.token) !=
-                       options_.eos_ids.end();
-      std::string finish_reason;
-      if (eos && !s.req.ignore_eos) finish_reason = "stop";
-      if (finish_reason.empty() && !s.req.stop.empty() && tokenizer_ != nullptr) {
-        std::string text = tokenizer_->decode_text(s.result.tokens, /*skip_special=*/true);
-        std::size_t cut = std::string::npos;
-        for (const auto& stop : s.req.stop) cut = std::min(cut, text.find(stop));
-        if (cut != std::string::npos) {
-          s.result.text = text.substr(0, cut);
-          finish_reason = "stop";
-        }
-      }
-      if (finish_reason.empty() && (generated + 1 >= s.req.max_new_tokens ||
-                                    static_cast<std::int64_t>(s.all.size()) >= max_pos)) {
-        finish_reason = "length";
-      }
+      const std::string finish_reason =
+          accept_token(s.req, l, options_.eos_ids, tokenizer_, max_pos, s.all, s.result);
       if (!finish_reason.empty()) {
         s.result.finish_reason = finish_reason;
         done.push_back(&s);

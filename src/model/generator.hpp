@@ -15,7 +15,9 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/forward.hpp"
@@ -53,7 +55,24 @@ struct GenResult {
   double first_token_s = 0;  // arrival to first generated token
   double total_s = 0;        // arrival to finish
   int preemptions = 0;
+  std::int64_t remote_blocks_max = 0;   // most blocks ever held on other ranks (distributed)
+  std::vector<std::int32_t> creditors;  // the ranks that held them, ascending
 };
+
+// The refusals that need no scheduling: a request that failed before it ran, asks for no
+// tokens, or has an empty or too long prompt. Returns (status, reason), or nothing when the
+// request may run (its KV capacity is the scheduler's to judge).
+std::optional<std::pair<GenStatus, std::string>> admission_verdict(const GenRequest& request,
+                                                                   std::int64_t max_positions);
+
+// Samples the next token of a request from its logits and applies the stopping rules
+// (min_new_tokens masks EOS; EOS unless ignore_eos; stop strings; max_new_tokens; the model's
+// last position). Appends the token to `sequence` (prompt + generated) and to `result`. Returns
+// the finish reason ("stop" | "length"), or "" when the request goes on. `logits` is modified.
+std::string accept_token(const GenRequest& request, std::span<float> logits,
+                         const std::vector<std::int32_t>& eos_ids, const Tokenizer* tokenizer,
+                         std::int64_t max_positions, std::vector<std::int32_t>& sequence,
+                         GenResult& result);
 
 struct GeneratorOptions {
   int block_tokens = 16;

@@ -217,7 +217,7 @@ std::vector<std::string> hf_safetensors_files(const std::string& dir) {
   return files;
 }
 
-LoadedModel load_hf_model(const std::string& dir) {
+LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
   LoadedModel m;
   m.format = ModelFormat::kHuggingFace;
   m.path = dir;
@@ -257,7 +257,7 @@ LoadedModel load_hf_model(const std::string& dir) {
                            " implies " + shape_string(w.shape));
     }
     w.dest->shape = w.shape;
-    w.dest->data = file->read_f32(*t);
+    if (options.values) w.dest->data = file->read_f32(*t);
     by_name.erase(it);
   }
   for (const auto& [name, where] : by_name) {
@@ -349,7 +349,7 @@ GgufTokenizerData read_gguf_tokenizer(const GgufFile& g) {
   return t;
 }
 
-LoadedModel load_gguf_model(const std::string& file) {
+LoadedModel load_gguf_model(const std::string& file, const LoadOptions& options) {
   const GgufFile g(file);
   LoadedModel m;
   m.format = ModelFormat::kGguf;
@@ -373,10 +373,11 @@ LoadedModel load_gguf_model(const std::string& file) {
                            ", but the llama.* metadata implies " + shape_string(w.shape));
     }
     w.dest->shape = w.shape;
-    w.dest->data = g.read_f32(*t);
+    if (options.values) w.dest->data = g.read_f32(*t);
     used[w.name] = true;
   }
   for (auto& layer : m.weights.layers) {
+    if (!options.values) break;
     unpermute_rope_rows(layer.q, m.config.num_heads);
     unpermute_rope_rows(layer.k, m.config.num_kv_heads);
     // Biases follow their rows (llama.cpp permutes them too, as a one-column matrix).
@@ -407,11 +408,29 @@ std::string smollm2_gguf_path() {
   return (cache / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").string();
 }
 
-LoadedModel load_model(const std::string& path) {
+LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return load_hf_model(path);
+  if (fs::is_directory(path, ec)) return load_hf_model(path, options);
   if (!fs::exists(path, ec)) throw InputError(path, "", "no such file or directory");
-  return load_gguf_model(path);
+  return load_gguf_model(path, options);
+}
+
+std::vector<Tensor*> all_tensors(Weights& w) {
+  std::vector<Tensor*> out;
+  const auto add = [&](Tensor& t) {
+    if (!t.empty()) out.push_back(&t);
+  };
+  add(w.embed);
+  for (auto& l : w.layers) {
+    for (Tensor* t : {&l.attn_norm, &l.q, &l.k, &l.v, &l.o, &l.q_bias, &l.k_bias, &l.v_bias,
+                      &l.ffn_norm, &l.gate, &l.up, &l.down}) {
+      add(*t);
+    }
+  }
+  add(w.final_norm);
+  add(w.lm_head);
+  add(w.rope_freqs);
+  return out;
 }
 
 }  // namespace infllm::model

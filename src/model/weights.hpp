@@ -24,13 +24,22 @@
 
 namespace infllm::model {
 
-// A dense f32 tensor. Empty (no shape, no data) means "absent".
+// A dense f32 tensor. Empty (no shape, no data) means "absent". Its values are `data`, or, when
+// `view` is set, product(shape) floats owned elsewhere (a node-wide shared-memory window: see
+// src/dist/shared_weights.hpp); readers go through ptr().
 struct Tensor {
   std::vector<std::int64_t> shape;  // outermost first
-  std::vector<float> data;          // row-major, product(shape) elements
+  std::vector<float> data;          // row-major, product(shape) elements (empty with a view)
+  const float* view = nullptr;
 
   bool empty() const { return data.empty() && shape.empty(); }
-  std::int64_t numel() const { return static_cast<std::int64_t>(data.size()); }
+  const float* ptr() const { return view != nullptr ? view : data.data(); }
+  std::int64_t numel() const {
+    if (shape.empty()) return static_cast<std::int64_t>(data.size());
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
   std::int64_t rows() const { return shape.empty() ? 0 : shape.front(); }
   std::int64_t cols() const { return shape.size() < 2 ? numel() : shape.back(); }
 };
@@ -83,11 +92,19 @@ struct LoadedModel {
 // Loads a model: a directory (config.json + model.safetensors, or sharded *.safetensors with
 // model.safetensors.index.json), or a .gguf file (llama architecture). Throws InputError naming
 // the file and the problem on anything missing, malformed, or inconsistent with the config.
-LoadedModel load_model(const std::string& path);
+struct LoadOptions {
+  // false: config, tokenizer and every tensor's shape, checked as usual, but no values (each
+  // tensor's data stays empty): for ranks that map the values from a shared window instead.
+  bool values = true;
+};
+LoadedModel load_model(const std::string& path, const LoadOptions& options = {});
 
 // The two halves of load_model, for callers that know the format.
-LoadedModel load_hf_model(const std::string& dir);
-LoadedModel load_gguf_model(const std::string& file);
+LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options = {});
+LoadedModel load_gguf_model(const std::string& file, const LoadOptions& options = {});
+
+// Every tensor of `w` in one fixed order (the layout of a shared copy), absent ones skipped.
+std::vector<Tensor*> all_tensors(Weights& w);
 
 // Reads the tokenizer metadata of an opened GGUF file (see GgufTokenizerData).
 class GgufFile;

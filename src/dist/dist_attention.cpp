@@ -1,0 +1,270 @@
+// dist_attention.cpp: see dist_attention.hpp.
+#include "dist/dist_attention.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "core/errors.hpp"
+#include "dist/mpi_check.hpp"
+
+namespace infllm::dist {
+
+namespace {
+
+constexpr int kHeaderTag = 1 << 20;
+int query_tag(int layer) { return 2 * layer; }
+int partial_tag(int layer) { return 2 * layer + 1; }
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+cpu::MaParams partial_params(int layer, int q_heads, int head_dim) {
+  cpu::MaParams p;
+  p.layer = layer;
+  p.q_heads = q_heads;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  p.result = cpu::MaResult::kPartial;
+  return p;
+}
+
+}  // namespace
+
+DistAttention::DistAttention(MPI_Comm comm, const cpu::KvPool& pool, int q_heads)
+    : comm_(comm), pool_(pool), q_heads_(q_heads), head_dim_(pool.geometry.head_dim) {}
+
+void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
+                         std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled) {
+  seqs_ = std::move(seqs);
+  tokens_ = std::move(tokens);
+  first_pos_ = std::move(first_pos);
+  pulled_ = pulled;
+  row0_.assign(seqs_.size() + 1, 0);
+  for (std::size_t s = 0; s < seqs_.size(); ++s) row0_[s + 1] = row0_[s] + tokens_[s];
+  out_.clear();
+  in_.clear();
+  remote_ = false;
+
+  int size = 1, me = 0;
+  INFLLM_MPI_CHECK(MPI_Comm_size(comm_, &size));
+  INFLLM_MPI_CHECK(MPI_Comm_rank(comm_, &me));
+  // Outgoing: per creditor, its requests' headers.
+  std::map<int, Peer> out;
+  std::map<int, std::vector<std::int64_t>> headers;
+  for (std::size_t s = 0; s < seqs_.size(); ++s) {
+    if (!seqs_[s].pulled.empty()) remote_ = true;
+    for (std::size_t k = 0; k < seqs_[s].pushed.size(); ++k) {
+      const RemotePart& part = seqs_[s].pushed[k];
+      const int c = part.creditor.value();
+      if (c == me || c < 0 || c >= size) throw InternalError("DistAttention: bad creditor");
+      remote_ = true;
+      Peer& p = out[c];
+      p.rank = c;
+      p.rows += tokens_[s] * q_heads_;
+      p.seqs.emplace_back(static_cast<int>(s), static_cast<int>(k));
+      auto& h = headers[c];
+      h.push_back(tokens_[s]);
+      h.push_back(first_pos_[s]);
+      h.push_back(static_cast<std::int64_t>(part.blocks.size()));
+      for (const cpu::KvBlock& b : part.blocks) {
+        h.push_back(b.slot.value());
+        h.push_back(b.first_pos);
+        h.push_back(b.tokens);
+      }
+    }
+  }
+  if (size == 1) return;
+  // Who sends whom a header of how many integers.
+  std::vector<std::int64_t> send_counts(static_cast<std::size_t>(size), 0);
+  std::vector<std::int64_t> recv_counts(static_cast<std::size_t>(size), 0);
+  for (const auto& [c, h] : headers) send_counts[static_cast<std::size_t>(c)] = std::ssize(h);
+  INFLLM_MPI_CHECK(
+      MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
+  std::vector<MPI_Request> reqs;
+  std::map<int, std::vector<std::int64_t>> in_headers;
+  for (int d = 0; d < size; ++d) {
+    const auto n = recv_counts[static_cast<std::size_t>(d)];
+    if (n == 0) continue;
+    auto& buf = in_headers[d];
+    buf.resize(static_cast<std::size_t>(n));
+    reqs.emplace_back();
+    INFLLM_MPI_CHECK(MPI_Irecv(buf.data(), static_cast<int>(n), MPI_INT64_T, d, kHeaderTag, comm_,
+                               &reqs.back()));
+  }
+  for (auto& [c, h] : headers) {
+    reqs.emplace_back();
+    INFLLM_MPI_CHECK(MPI_Isend(h.data(), static_cast<int>(h.size()), MPI_INT64_T, c, kHeaderTag,
+                               comm_, &reqs.back()));
+  }
+  INFLLM_MPI_CHECK(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE));
+  for (auto& [c, p] : out) out_.push_back(std::move(p));
+  for (const auto& [d, h] : in_headers) {
+    Peer p;
+    p.rank = d;
+    std::size_t i = 0;
+    while (i < h.size()) {
+      InSeq q;
+      q.tokens = h.at(i++);
+      q.first_pos = h.at(i++);
+      const auto nb = h.at(i++);
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const auto slot = static_cast<std::int32_t>(h.at(i++));
+        const auto first = h.at(i++);
+        const auto toks = static_cast<std::int32_t>(h.at(i++));
+        q.blocks.push_back(cpu::KvBlock{SlotId{slot}, first, toks});
+      }
+      p.rows += q.tokens * q_heads_;
+      p.in.push_back(std::move(q));
+    }
+    in_.push_back(std::move(p));
+  }
+}
+
+void DistAttention::attend(Backend& backend, const model::KvStore& store, int layer_index,
+                           int q_heads, std::span<const model::StepSequence> batch,
+                           std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                           float* out) {
+  if (!remote_ && in_.empty()) {
+    // Everything this step is at home: the plain local attention over this rank's plan.
+    Attention::attend(backend, store, layer_index, q_heads, batch, blocks, q, out);
+    return;
+  }
+  if (batch.size() != seqs_.size()) throw InternalError("DistAttention: batch differs from plan");
+  layer(layer_index, q, out);
+}
+
+void DistAttention::serve_layer(int layer_index) { layer(layer_index, nullptr, nullptr); }
+
+void DistAttention::serve_one(Peer& d, int layer_index, std::vector<MPI_Request>& sends) {
+  const std::int64_t rows = d.rows;
+  const int hd = head_dim_;
+  d.send.assign(static_cast<std::size_t>(rows * (hd + 2)), 0.0f);
+  float* o = d.send.data();
+  float* m = o + rows * hd;
+  float* l = m + rows;
+  std::vector<cpu::MaQuery> queries;
+  std::vector<cpu::MaOutput> outputs;
+  std::int64_t r = 0;  // query-head rows so far
+  for (const InSeq& s : d.in) {
+    queries.push_back(
+        cpu::MaQuery{d.recv.data() + r * hd, static_cast<int>(s.tokens), s.first_pos, s.blocks});
+    outputs.push_back(cpu::MaOutput{o + r * hd, m + r, l + r});
+    r += s.tokens * q_heads_;
+  }
+  cpu::micro_attention(pool_, partial_params(layer_index, q_heads_, hd), queries, outputs);
+  sends.emplace_back();
+  INFLLM_MPI_CHECK(MPI_Isend(d.send.data(), static_cast<int>(d.send.size()), MPI_FLOAT, d.rank,
+                             partial_tag(layer_index), comm_, &sends.back()));
+  traffic_.partial_bytes += static_cast<std::int64_t>(d.send.size() * sizeof(float));
+}
+
+void DistAttention::layer(int layer_index, const float* q, float* out) {
+  const int hd = head_dim_;
+  const std::size_t row = static_cast<std::size_t>(q_heads_) * hd;  // floats per token
+  std::vector<MPI_Request> recv_q(in_.size()), recv_p(out_.size()), sends;
+  for (std::size_t i = 0; i < in_.size(); ++i) {
+    in_[i].recv.resize(static_cast<std::size_t>(in_[i].rows * hd));
+    INFLLM_MPI_CHECK(MPI_Irecv(in_[i].recv.data(), static_cast<int>(in_[i].recv.size()), MPI_FLOAT,
+                               in_[i].rank, query_tag(layer_index), comm_, &recv_q[i]));
+  }
+  for (std::size_t i = 0; i < out_.size(); ++i) {
+    Peer& c = out_[i];
+    c.recv.resize(static_cast<std::size_t>(c.rows * (hd + 2)));
+    INFLLM_MPI_CHECK(MPI_Irecv(c.recv.data(), static_cast<int>(c.recv.size()), MPI_FLOAT, c.rank,
+                               partial_tag(layer_index), comm_, &recv_p[i]));
+    c.send.clear();
+    for (const auto& [s, k] : c.seqs) {
+      const float* src = q + static_cast<std::size_t>(row0_[s]) * row;
+      c.send.insert(c.send.end(), src, src + static_cast<std::size_t>(tokens_[s]) * row);
+    }
+    sends.emplace_back();
+    INFLLM_MPI_CHECK(MPI_Isend(c.send.data(), static_cast<int>(c.send.size()), MPI_FLOAT, c.rank,
+                               query_tag(layer_index), comm_, &sends.back()));
+    traffic_.query_bytes += static_cast<std::int64_t>(c.send.size() * sizeof(float));
+  }
+
+  // This rank's own requests: partial states over the blocks at hand.
+  const std::int64_t rows = row0_.back() * q_heads_;
+  std::vector<float> acc_o(static_cast<std::size_t>(rows * hd)),
+      acc_m(static_cast<std::size_t>(rows)), acc_l(static_cast<std::size_t>(rows));
+  const auto acc_of = [&](std::size_t s) {
+    const std::int64_t r = row0_[s] * q_heads_;
+    return cpu::MaOutput{acc_o.data() + r * hd, acc_m.data() + r, acc_l.data() + r};
+  };
+  if (!seqs_.empty()) {
+    const cpu::MaParams params = partial_params(layer_index, q_heads_, hd);
+    std::vector<cpu::MaQuery> queries(seqs_.size());
+    std::vector<cpu::MaOutput> outputs(seqs_.size());
+    for (std::size_t s = 0; s < seqs_.size(); ++s) {
+      queries[s] = cpu::MaQuery{q + static_cast<std::size_t>(row0_[s]) * row,
+                                static_cast<int>(tokens_[s]), first_pos_[s], seqs_[s].local};
+      outputs[s] = acc_of(s);
+    }
+    cpu::micro_attention(pool_, params, queries, outputs);
+    if (pulled_ != nullptr) {
+      std::vector<cpu::MaQuery> pq;
+      std::vector<std::size_t> which;
+      for (std::size_t s = 0; s < seqs_.size(); ++s) {
+        if (seqs_[s].pulled.empty()) continue;
+        pq.push_back(queries[s]);
+        pq.back().blocks = seqs_[s].pulled;
+        which.push_back(s);
+      }
+      if (!pq.empty()) {
+        std::vector<float> po(static_cast<std::size_t>(rows * hd)),
+            pm(static_cast<std::size_t>(rows)), pl(static_cast<std::size_t>(rows));
+        std::vector<cpu::MaOutput> pout;
+        for (std::size_t s : which) {
+          const std::int64_t r = row0_[s] * q_heads_;
+          pout.push_back(cpu::MaOutput{po.data() + r * hd, pm.data() + r, pl.data() + r});
+        }
+        cpu::micro_attention(*pulled_, params, pq, pout);
+        for (std::size_t i = 0; i < which.size(); ++i) {
+          const std::size_t s = which[i];
+          cpu::merge_partials_into(acc_of(s), cpu::PartialsView{pout[i].o, pout[i].m, pout[i].l},
+                                   tokens_[s] * q_heads_, hd);
+        }
+      }
+    }
+  }
+
+  // Serve every query addressed here, as it arrives.
+  for (std::size_t served = 0; served < in_.size(); ++served) {
+    int index = MPI_UNDEFINED;
+    const double t0 = now_s();
+    INFLLM_MPI_CHECK(
+        MPI_Waitany(static_cast<int>(recv_q.size()), recv_q.data(), &index, MPI_STATUS_IGNORE));
+    traffic_.wait_s += now_s() - t0;
+    serve_one(in_[static_cast<std::size_t>(index)], layer_index, sends);
+  }
+
+  // This rank's partial states from its creditors.
+  {
+    const double t0 = now_s();
+    INFLLM_MPI_CHECK(
+        MPI_Waitall(static_cast<int>(recv_p.size()), recv_p.data(), MPI_STATUSES_IGNORE));
+    traffic_.wait_s += now_s() - t0;
+  }
+  for (const Peer& c : out_) {
+    const float* o = c.recv.data();
+    const float* m = o + c.rows * hd;
+    const float* l = m + c.rows;
+    std::int64_t r = 0;
+    for (const auto& [s, k] : c.seqs) {
+      const std::int64_t n = tokens_[static_cast<std::size_t>(s)] * q_heads_;
+      cpu::merge_partials_into(acc_of(static_cast<std::size_t>(s)),
+                               cpu::PartialsView{o + r * hd, m + r, l + r}, n, hd);
+      r += n;
+    }
+  }
+  if (out != nullptr && rows > 0) {
+    cpu::normalize_partials(cpu::PartialsView{acc_o.data(), acc_m.data(), acc_l.data()}, rows, hd,
+                            out);
+  }
+  const double t0 = now_s();
+  INFLLM_MPI_CHECK(MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE));
+  traffic_.wait_s += now_s() - t0;
+}
+
+}  // namespace infllm::dist

@@ -1,0 +1,104 @@
+// dist_attention.hpp: per-layer attention over a request's blocks wherever they live.
+//
+// For one step, each request of this rank's batch has a SeqPlan: its blocks at home, the blocks
+// it fetched with MPI_Get (pull-KV), and per creditor the blocks that creditor holds and will
+// attend over itself (push-query). plan() exchanges, once per step, who sends whom how much
+// (MPI_Alltoall of two counts per pair, then the query headers: which slots and positions), so
+// within a layer every receive is posted with its size known and only pairs that share loans
+// talk. Then, in every layer (attend(), or serve_layer() on a rank with no batch):
+//
+//   post receives (queries from debtors, partial states from creditors)
+//   send each creditor the query rows of its requests           home ----q----> creditor
+//   MA over the local and pulled blocks -> partial states
+//   answer every query addressed here: MA over the named slots  creditor --(o,m,l)--> home
+//   wait for this rank's partial states, merge, normalize
+//
+// Remote blocks are always full and earlier than every query of the step (only full blocks
+// leave home), so creditors attend without a causal mask; the kernel's mask is a no-op there.
+// Each layer's exchange can only wait on ranks in the same layer, which answer before they wait
+// themselves: no step deadlocks.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/cpu/attention.hpp"
+#include "model/forward.hpp"
+
+namespace infllm::dist {
+
+struct RemotePart {
+  RankId creditor;
+  std::vector<cpu::KvBlock> blocks;  // slots on the creditor
+};
+
+struct SeqPlan {
+  std::vector<cpu::KvBlock> local;   // in this rank's pool
+  std::vector<cpu::KvBlock> pulled;  // in the step's pulled-block buffer
+  std::vector<RemotePart> pushed;    // attended by their creditors
+};
+
+struct AttentionTraffic {
+  std::int64_t query_bytes = 0;
+  std::int64_t partial_bytes = 0;
+  double wait_s = 0;
+};
+
+class DistAttention final : public model::Attention {
+ public:
+  // `comm`: a communicator for this traffic alone. `pool`: this rank's pool (the RMA window's
+  // memory), which creditors read for the queries they serve.
+  DistAttention(MPI_Comm comm, const cpu::KvPool& pool, int q_heads);
+
+  // Collective over comm, every rank every step. `seqs[s]` is batch item s's plan;
+  // `tokens[s]` and `first_pos[s]` its query rows this step.
+  void plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
+            std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled);
+  // Whether any rank will send this rank a query this step.
+  bool serving() const { return !in_.empty(); }
+  // Whether this rank's batch reads anything beyond its own pool.
+  bool remote() const { return remote_; }
+
+  void attend(Backend& backend, const model::KvStore& store, int layer, int q_heads,
+              std::span<const model::StepSequence> batch,
+              std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+              float* out) override;
+  // A layer's exchange for a rank with an empty batch: serve the queries addressed to it.
+  void serve_layer(int layer);
+
+  const AttentionTraffic& traffic() const { return traffic_; }
+  void reset_traffic() { traffic_ = {}; }
+
+ private:
+  struct InSeq {
+    std::int64_t tokens = 0;
+    std::int64_t first_pos = 0;
+    std::vector<cpu::KvBlock> blocks;
+  };
+  struct Peer {
+    int rank = 0;
+    std::int64_t rows = 0;                  // query rows (tokens * q_heads)
+    std::vector<std::pair<int, int>> seqs;  // outgoing: (seq, part index)
+    std::vector<InSeq> in;                  // incoming: the debtor's requests
+    std::vector<float> send, recv;          // this layer's buffers
+  };
+  void layer(int layer, const float* q, float* out);
+  void serve_one(Peer& debtor, int layer, std::vector<MPI_Request>& sends);
+
+  MPI_Comm comm_;
+  cpu::KvPool pool_;
+  const cpu::KvPool* pulled_ = nullptr;
+  int q_heads_;
+  int head_dim_;
+  std::vector<SeqPlan> seqs_;
+  std::vector<std::int64_t> tokens_, first_pos_, row0_;
+  std::vector<Peer> out_;  // creditors this rank queries
+  std::vector<Peer> in_;   // debtors that query this rank
+  bool remote_ = false;
+  AttentionTraffic traffic_;
+};
+
+}  // namespace infllm::dist

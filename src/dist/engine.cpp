@@ -1,0 +1,580 @@
+// engine.cpp: see engine.hpp.
+#include "dist/engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <set>
+
+#include "core/errors.hpp"
+#include "core/g_manager.hpp"
+#include "core/r_manager.hpp"
+#include "dist/dist_attention.hpp"
+#include "dist/mpi_check.hpp"
+#include "dist/rma_pool.hpp"
+
+namespace infllm::dist {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+constexpr int kResultTag = 11;
+constexpr int kEndTag = 12;
+
+model::GenResult ended(const model::GenRequest& r, model::GenStatus status, std::string reason) {
+  model::GenResult g;
+  g.id = r.id;
+  g.status = status;
+  g.reason = std::move(reason);
+  if (status == model::GenStatus::kDone) g.finish_reason = "length";
+  g.prompt_tokens = static_cast<std::int64_t>(r.prompt.size());
+  return g;
+}
+
+void add(StepStats& a, const StepStats& b) {
+  a.prefill_tokens += b.prefill_tokens;
+  a.decode_tokens += b.decode_tokens;
+  a.batch += b.batch;
+  a.local_blocks += b.local_blocks;
+  a.remote_blocks += b.remote_blocks;
+  a.push_bytes += b.push_bytes;
+  a.pull_bytes += b.pull_bytes;
+  a.query_bytes += b.query_bytes;
+  a.partial_bytes += b.partial_bytes;
+  a.dgfm_bytes += b.dgfm_bytes;
+  a.pool_used += b.pool_used;
+  a.pool_slots += b.pool_slots;
+  a.compute_s += b.compute_s;
+  a.wait_s += b.wait_s;
+  a.comm_s += b.comm_s;
+}
+
+// One request this rank is home to.
+struct Seq {
+  const model::GenRequest* req = nullptr;
+  std::vector<std::int32_t> all;  // prompt + generated
+  model::GenResult result;
+  bool first_token = false;
+  std::int64_t remote_max = 0;
+  std::set<std::int32_t> creditors;
+};
+
+// Byte vectors gathered to / scattered from rank 0.
+std::vector<std::vector<std::uint8_t>> gather_bytes(MPI_Comm comm, int rank, int size,
+                                                    const std::vector<std::uint8_t>& mine) {
+  const int n = static_cast<int>(mine.size());
+  std::vector<int> sizes(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  INFLLM_MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, comm));
+  std::vector<std::uint8_t> all;
+  if (rank == 0) {
+    std::exclusive_scan(sizes.begin(), sizes.end(), displs.begin(), 0);
+    all.resize(static_cast<std::size_t>(displs.back() + sizes.back()));
+  }
+  INFLLM_MPI_CHECK(MPI_Gatherv(mine.data(), n, MPI_BYTE, all.data(), sizes.data(), displs.data(),
+                               MPI_BYTE, 0, comm));
+  std::vector<std::vector<std::uint8_t>> out;
+  if (rank == 0) {
+    for (int r = 0; r < size; ++r) {
+      const auto* p = all.data() + displs[static_cast<std::size_t>(r)];
+      out.emplace_back(p, p + sizes[static_cast<std::size_t>(r)]);
+    }
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> scatter_bytes(MPI_Comm comm, int rank, int size,
+                                        const std::vector<std::vector<std::uint8_t>>& parts) {
+  std::vector<int> sizes(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  std::vector<std::uint8_t> all;
+  if (rank == 0) {
+    for (int r = 0; r < size; ++r) {
+      sizes[static_cast<std::size_t>(r)] =
+          static_cast<int>(parts[static_cast<std::size_t>(r)].size());
+    }
+    std::exclusive_scan(sizes.begin(), sizes.end(), displs.begin(), 0);
+    for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  }
+  int n = 0;
+  INFLLM_MPI_CHECK(MPI_Scatter(sizes.data(), 1, MPI_INT, &n, 1, MPI_INT, 0, comm));
+  std::vector<std::uint8_t> mine(static_cast<std::size_t>(n));
+  INFLLM_MPI_CHECK(MPI_Scatterv(all.data(), sizes.data(), displs.data(), MPI_BYTE, mine.data(), n,
+                                MPI_BYTE, 0, comm));
+  return mine;
+}
+
+}  // namespace
+
+Engine::Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* tokenizer,
+               const EngineOptions& options)
+    : forward_(forward), tokenizer_(tokenizer), options_(options) {
+  INFLLM_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+  INFLLM_MPI_CHECK(MPI_Comm_dup(comm, &attn_comm_));
+  INFLLM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  INFLLM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+  if (options_.pool_slots < 2) {
+    throw UsageError(
+        "kv-pool-mb",
+        "a pool needs at least 2 rBlocks of " +
+            std::to_string(
+                forward_.geometry(options_.block_tokens, options_.kv_dtype).block_bytes()) +
+            " bytes");
+  }
+}
+
+Engine::~Engine() {
+  MPI_Comm_free(&attn_comm_);
+  MPI_Comm_free(&comm_);
+}
+
+EngineSummary Engine::run(const std::vector<model::GenRequest>& requests,
+                          const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
+  return options_.policy == KvPolicy::kLocal ? run_local(requests, to_run, hooks)
+                                             : run_pooled(requests, to_run, hooks);
+}
+
+EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
+                                 const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
+  const auto t0 = Clock::now();
+  const int bt = options_.block_tokens;
+  const model::ModelConfig& mc = forward_.config();
+  const std::int64_t max_pos = mc.max_position_embeddings;
+  const std::size_t vocab = static_cast<std::size_t>(mc.vocab_size);
+  const BlockGeometry geometry = forward_.geometry(bt, options_.kv_dtype);
+  const std::size_t block_bytes = geometry.block_bytes();
+  const RankId me{rank_};
+
+  RmaPool pool(comm_, block_bytes, options_.pool_slots);
+  model::KvStore store{pool.local(SlotId{0}).data(), block_bytes, options_.pool_slots, geometry};
+  DistAttention attention(attn_comm_, store.view(), static_cast<int>(mc.num_heads));
+
+  RManagerConfig rc;
+  rc.rank = me;
+  rc.capacity = options_.pool_slots;
+  rc.block_tokens = bt;
+  rc.max_lend_fraction = options_.max_lend_fraction;
+  // NOTE: a prefill chunk takes at most a quarter of the pool in new blocks, so a request can
+  // always make room for its next chunk by pushing full blocks out: a chunk as large as the pool
+  // would need more pushable blocks than the request has, which the gManager must count as unmet.
+  const std::int64_t max_chunk = std::max<std::int64_t>(
+      bt, std::min<std::int64_t>(options_.max_batch_tokens,
+                                 static_cast<std::int64_t>(bt) * options_.pool_slots / 4));
+  rc.batch = BatchLimits{options_.max_batch_tokens, options_.max_num_seqs, max_chunk};
+  RManager rm(rc);
+
+  EngineSummary summary;
+  std::optional<GManager> gm;
+  std::map<RequestId, int> preempted;  // rank 0: preemptions per request
+  if (rank_ == 0) {
+    GManagerConfig gc;
+    gc.shape.capacity.assign(static_cast<std::size_t>(size_), options_.pool_slots);
+    gc.shape.max_lend_fraction = options_.max_lend_fraction;
+    gc.ranks_per_node = std::max(1, options_.ranks_per_node);
+    gc.policy = KvPolicy::kPooled;
+    gc.block_tokens = bt;
+    gc.dgfm_max_moves = options_.dgfm
+                            ? std::max<std::int64_t>(1, options_.dgfm_budget_bytes /
+                                                            static_cast<std::int64_t>(block_bytes))
+                            : 0;
+    gm.emplace(gc);
+    for (std::size_t idx : to_run) {
+      const model::GenRequest& r = requests.at(idx);
+      if (const auto v = model::admission_verdict(r, max_pos)) {
+        hooks.on_result(ended(r, v->first, v->second));
+        continue;
+      }
+      const auto prompt = static_cast<std::int64_t>(r.prompt.size());
+      const RequestSpec spec{RequestId{static_cast<std::int64_t>(idx)}, prompt,
+                             std::min<std::int64_t>(r.max_new_tokens, max_pos - prompt),
+                             static_cast<std::int64_t>(idx)};
+      if (const auto v = gm->submit(spec)) {
+        hooks.on_result(ended(r, model::GenStatus::kRejected, end_reason_name(v->reason)));
+      }
+    }
+  }
+
+  std::map<RequestId, Seq> seqs;
+  std::vector<std::pair<RequestId, model::GenResult>> pending;
+  std::map<std::int64_t, std::pair<RequestId, std::vector<std::byte>>> staged;  // move -> copy
+  StepStats stats;
+  for (std::int64_t step = 1;; ++step) {
+    // ---- the boundary
+    const auto tb = Clock::now();
+    if (hooks.stop && hooks.stop()) rm.request_stop();
+    ReportPacket rp{rm.make_report(step), stats, std::move(pending)};
+    pending.clear();
+    const auto reports = gather_bytes(comm_, rank_, size_, encode(rp));
+    std::vector<std::vector<std::uint8_t>> decisions;
+    if (rank_ == 0) {
+      std::vector<StepReport> reps;
+      ClusterStep cs;
+      cs.step = step - 1;
+      for (const auto& bytes : reports) {
+        ReportPacket p = decode_report(bytes.data(), bytes.size());
+        for (auto& [id, res] : p.results) {
+          res.preemptions = preempted[id];
+          hooks.on_result(std::move(res));
+        }
+        add(cs.sum, p.stats);
+        cs.max_compute_s = std::max(cs.max_compute_s, p.stats.compute_s);
+        reps.push_back(std::move(p.report));
+      }
+      auto ds = gm->decide(reps);
+      for (const RankDecision& d : ds) {
+        for (RequestId q : d.preempt) {
+          ++preempted[q];
+          ++summary.preemptions;
+        }
+        for (const Verdict& v : d.fail) {
+          auto res = ended(requests.at(static_cast<std::size_t>(v.request.value())),
+                           model::GenStatus::kFailed, end_reason_name(v.reason));
+          res.preemptions = preempted[v.request];
+          hooks.on_result(std::move(res));
+        }
+      }
+      const bool end = gm->queued() == 0 && gm->running() == 0;
+      cs.ledger_blocks = gm->ledger().total_blocks();
+      cs.loans_total = gm->counters().grants;
+      cs.dgfm_moves = gm->counters().moves;
+      cs.running = static_cast<std::int64_t>(gm->running());
+      cs.queued = static_cast<std::int64_t>(gm->queued());
+      cs.wall_s = since(t0);
+      if (step > 1) {
+        add(summary.totals, cs.sum);
+        summary.totals.pool_used = std::max(summary.totals.pool_used, cs.sum.pool_used);
+        summary.ledger_max = std::max(summary.ledger_max, cs.ledger_blocks);
+        summary.per_step.push_back(cs);
+        if (hooks.on_step) hooks.on_step(cs);
+      }
+      summary.loans_total = cs.loans_total;
+      summary.dgfm_moves = cs.dgfm_moves;
+      summary.ledger_outstanding_end = cs.ledger_blocks;
+      for (const RankDecision& d : ds) decisions.push_back(encode(DecisionPacket{d, end}));
+    }
+    const auto mine_bytes = scatter_bytes(comm_, rank_, size_, decisions);
+    const DecisionPacket mine = decode_decision(mine_bytes.data(), mine_bytes.size());
+    const RankDecision& d = mine.decision;
+    rm.apply(d);
+    if (mine.end || d.stop) {
+      summary.stopped = d.stop && !mine.end;
+      summary.steps = step - 1;
+      break;
+    }
+    stats = StepStats{};
+    for (RequestId q : d.preempt) seqs.erase(q);
+    for (const Verdict& v : d.fail) seqs.erase(v.request);
+    // Committed moves that went through scratch: their copy goes into the vacated slot now.
+    for (const BlockMove& m : d.commits) {
+      if (m.home != me || !m.via_scratch) continue;
+      const auto it = staged.find(m.id.value());
+      if (it == staged.end()) continue;
+      if (m.to.rank == me) {
+        std::memcpy(pool.local(m.to.slot).data(), it->second.second.data(), block_bytes);
+      } else {
+        pool.put(it->second.second.data(), block_bytes, m.to);
+      }
+      stats.dgfm_bytes += static_cast<std::int64_t>(block_bytes);
+      staged.erase(it);
+    }
+    pool.flush_all();  // the scratch writes land before anyone reads them this step
+    std::erase_if(staged, [&](const auto& kv) { return seqs.count(kv.second.first) == 0; });
+    for (const Placement& p : d.placements) {
+      Seq s;
+      s.req = &requests.at(static_cast<std::size_t>(p.spec.id.value()));
+      s.all = s.req->prompt;
+      s.result.id = s.req->id;
+      s.result.prompt_tokens = static_cast<std::int64_t>(s.req->prompt.size());
+      s.result.queue_s = since(t0);
+      seqs.emplace(p.spec.id, std::move(s));
+    }
+    // Pushes granted at this boundary: full local blocks go to their creditor slots.
+    for (const auto& [id, p] : rm.requests()) {
+      for (const BlockEntry& e : p.table.entries()) {
+        if (e.state != BlockState::kPushing) continue;
+        pool.put(pool.local(e.ref.slot).data(), block_bytes, e.target);
+        stats.push_bytes += static_cast<std::int64_t>(block_bytes);
+      }
+    }
+    // DGFM moves this rank carries out (it is the block's home): copy from the source, which
+    // stays authoritative until the commit.
+    std::vector<std::pair<std::vector<std::byte>, BlockRef>> relay;
+    for (const BlockMove& m : d.moves) {
+      if (m.home != me) continue;
+      if (m.via_scratch) {
+        auto& buf = staged[m.id.value()];
+        buf.first = m.request;
+        buf.second.resize(block_bytes);
+        pool.get(buf.second.data(), block_bytes, m.from);
+      } else if (m.to.rank == me) {
+        pool.get(pool.local(m.to.slot).data(), block_bytes, m.from);
+        stats.dgfm_bytes += static_cast<std::int64_t>(block_bytes);
+      } else {
+        relay.emplace_back(std::vector<std::byte>(block_bytes), m.to);
+        pool.get(relay.back().first.data(), block_bytes, m.from);
+        stats.dgfm_bytes += static_cast<std::int64_t>(block_bytes);
+      }
+    }
+    if (!d.moves.empty()) pool.flush_all();
+    for (const auto& [buf, to] : relay) pool.put(buf.data(), block_bytes, to);
+    pool.sync();
+
+    // ---- the step
+    const std::vector<Growth> growth = rm.grow_step();
+    const std::size_t n = growth.size();
+    std::vector<model::StepSequence> batch(n);
+    std::vector<std::vector<SlotId>> slot_lists(n);
+    std::vector<SeqPlan> plans(n);
+    std::vector<std::int64_t> tokens(n), first_pos(n);
+    std::vector<BlockRef> pulls;
+    const std::int64_t push_cost_per_row = static_cast<std::int64_t>(mc.num_layers) * mc.num_heads *
+                                           (2 * static_cast<std::int64_t>(mc.head_dim) + 2) * 4;
+    for (std::size_t s = 0; s < n; ++s) {
+      const Growth& g = growth[s];
+      Seq& q = seqs.at(g.request);
+      const BlockTable& table = rm.requests().at(g.request).table;
+      const std::int64_t end = g.first_pos + g.tokens;
+      std::map<std::int32_t, std::vector<cpu::KvBlock>> remote;
+      for (std::int32_t i = 0; i < table.size(); ++i) {
+        const BlockEntry& e = table.at(i);
+        const std::int64_t first = static_cast<std::int64_t>(i) * bt;
+        const auto ntok = static_cast<std::int32_t>(std::min<std::int64_t>(bt, end - first));
+        if (ntok <= 0) break;
+        if (e.ref.rank == me) {
+          slot_lists[s].push_back(e.ref.slot);
+          plans[s].local.push_back(cpu::KvBlock{e.ref.slot, first, ntok});
+        } else {
+          slot_lists[s].push_back(SlotId{0});  // never written: only tails are, at home
+          remote[e.ref.rank.value()].push_back(cpu::KvBlock{e.ref.slot, first, ntok});
+          q.creditors.insert(e.ref.rank.value());
+        }
+      }
+      q.remote_max = std::max<std::int64_t>(q.remote_max, table.remote_blocks());
+      for (auto& [c, blocks] : remote) {
+        bool pull = options_.remote == RemoteMode::kPullKv;
+        if (options_.remote == RemoteMode::kAuto) {
+          pull =
+              static_cast<std::int64_t>(blocks.size() * block_bytes) < g.tokens * push_cost_per_row;
+        }
+        stats.remote_blocks += static_cast<std::int64_t>(blocks.size());
+        if (pull) {
+          for (cpu::KvBlock b : blocks) {
+            pulls.push_back(BlockRef{RankId{c}, b.slot});
+            b.slot = SlotId{static_cast<std::int32_t>(pulls.size() - 1)};
+            plans[s].pulled.push_back(b);
+          }
+        } else {
+          plans[s].pushed.push_back(RemotePart{RankId{c}, std::move(blocks)});
+        }
+      }
+      stats.local_blocks += static_cast<std::int64_t>(plans[s].local.size());
+      tokens[s] = g.tokens;
+      first_pos[s] = g.first_pos;
+      const bool last = end == static_cast<std::int64_t>(q.all.size());
+      batch[s] = model::StepSequence{std::span(q.all).subspan(static_cast<std::size_t>(g.first_pos),
+                                                              static_cast<std::size_t>(g.tokens)),
+                                     g.first_pos, slot_lists[s], last};
+      (g.prefill ? stats.prefill_tokens : stats.decode_tokens) += g.tokens;
+    }
+    std::vector<std::byte> pulled_mem(pulls.size() * block_bytes);
+    const cpu::KvPool pulled{pulled_mem.data(), block_bytes,
+                             static_cast<std::int32_t>(pulls.size()), geometry};
+    for (std::size_t k = 0; k < pulls.size(); ++k) {
+      pool.get(pulled_mem.data() + k * block_bytes, block_bytes, pulls[k]);
+    }
+    if (!pulls.empty()) pool.flush_all();
+    stats.pull_bytes += static_cast<std::int64_t>(pulled_mem.size());
+    attention.reset_traffic();
+    attention.plan(std::move(plans), std::move(tokens), std::move(first_pos),
+                   pulls.empty() ? nullptr : &pulled);
+    stats.comm_s += since(tb);
+    const auto tf = Clock::now();
+    std::vector<float> logits;
+    if (n > 0) {
+      logits = forward_.step(batch, store, attention);
+    } else if (attention.serving()) {
+      for (int layer = 0; layer < static_cast<int>(mc.num_layers); ++layer) {
+        attention.serve_layer(layer);
+      }
+    }
+    const double forward_s = since(tf);
+    stats.wait_s = attention.traffic().wait_s;
+    stats.compute_s = forward_s - stats.wait_s;
+    stats.query_bytes = attention.traffic().query_bytes;
+    stats.partial_bytes = attention.traffic().partial_bytes;
+    stats.batch = static_cast<std::int32_t>(n);
+
+    // ---- sampling and stopping
+    std::size_t row = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+      if (!batch[s].want_logits) continue;
+      const RequestId id = growth[s].request;
+      Seq& q = seqs.at(id);
+      std::span<float> l(logits.data() + row * vocab, vocab);
+      ++row;
+      if (!q.first_token) {
+        q.first_token = true;
+        q.result.first_token_s = since(t0);
+      }
+      const std::string finish =
+          model::accept_token(*q.req, l, options_.eos_ids, tokenizer_, max_pos, q.all, q.result);
+      if (finish.empty()) continue;
+      model::GenResult& r = q.result;
+      r.status = model::GenStatus::kDone;
+      r.finish_reason = finish;
+      r.total_s = since(t0);
+      if (tokenizer_ != nullptr && r.text.empty()) {
+        r.text = tokenizer_->decode_text(r.tokens, /*skip_special=*/true);
+      }
+      r.remote_blocks_max = q.remote_max;
+      r.creditors.assign(q.creditors.begin(), q.creditors.end());
+      rm.finish_request(id);
+      pending.emplace_back(id, std::move(r));
+      seqs.erase(id);
+    }
+    const auto tc = Clock::now();
+    pool.flush_all();  // pushes and moves complete before the report says so
+    stats.comm_s += since(tc);
+    stats.pool_used = rm.stats().used;
+    stats.pool_slots = options_.pool_slots;
+    if (hooks.after_step) hooks.after_step();
+  }
+  summary.prefill_tokens = summary.totals.prefill_tokens;
+  summary.decode_tokens = summary.totals.decode_tokens;
+  return summary;
+}
+
+EngineSummary Engine::run_local(const std::vector<model::GenRequest>& requests,
+                                const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
+  // Deal the requests out up front (rank 0's list, broadcast once): least expected work first.
+  std::int64_t count = rank_ == 0 ? static_cast<std::int64_t>(to_run.size()) : 0;
+  INFLLM_MPI_CHECK(MPI_Bcast(&count, 1, MPI_INT64_T, 0, comm_));
+  std::vector<std::int64_t> order(static_cast<std::size_t>(count));
+  if (rank_ == 0) std::copy(to_run.begin(), to_run.end(), order.begin());
+  INFLLM_MPI_CHECK(MPI_Bcast(order.data(), static_cast<int>(count), MPI_INT64_T, 0, comm_));
+  const auto work = [&](std::int64_t i) {
+    const auto& r = requests.at(static_cast<std::size_t>(i));
+    return static_cast<std::int64_t>(r.prompt.size()) + std::max(0, r.max_new_tokens);
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return work(a) > work(b); });
+  std::vector<std::int64_t> load(static_cast<std::size_t>(size_), 0);
+  std::vector<std::pair<std::int64_t, model::GenRequest>> own;
+  for (std::int64_t i : order) {
+    const auto r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[static_cast<std::size_t>(r)] += work(i);
+    if (r == rank_) own.emplace_back(i, requests.at(static_cast<std::size_t>(i)));
+  }
+  std::sort(own.begin(), own.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<model::GenRequest> mine;
+  for (auto& [i, r] : own) mine.push_back(std::move(r));
+
+  model::GeneratorOptions go;
+  go.block_tokens = options_.block_tokens;
+  go.pool_slots = options_.pool_slots;
+  go.kv_dtype = options_.kv_dtype;
+  go.max_batch_tokens = options_.max_batch_tokens;
+  go.max_num_seqs = options_.max_num_seqs;
+  go.eos_ids = options_.eos_ids;
+  model::Generator generator(forward_, tokenizer_, go);
+
+  int ends = 0;
+  bool any_stopped = false;
+  std::vector<std::pair<std::vector<std::uint8_t>, MPI_Request>> outbox;
+  const auto drain = [&](bool block) {  // rank 0: results and end marks from the others
+    for (;;) {
+      int flag = 0;
+      MPI_Status st;
+      if (block) {
+        INFLLM_MPI_CHECK(MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &st));
+        flag = 1;
+      } else {
+        INFLLM_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, &st));
+      }
+      if (flag == 0) return;
+      int bytes = 0;
+      INFLLM_MPI_CHECK(MPI_Get_count(&st, MPI_BYTE, &bytes));
+      std::vector<std::uint8_t> buf(static_cast<std::size_t>(bytes));
+      INFLLM_MPI_CHECK(MPI_Recv(buf.data(), bytes, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, comm_,
+                                MPI_STATUS_IGNORE));
+      if (st.MPI_TAG == kEndTag) {
+        ++ends;
+        any_stopped = any_stopped || (!buf.empty() && buf[0] != 0);
+        if (block) return;
+      } else {
+        hooks.on_result(decode_result(buf.data(), buf.size()));
+        if (block) return;
+      }
+    }
+  };
+  model::RunHooks rh;
+  rh.stop = hooks.stop;
+  rh.on_step = [&](const model::StepProgress& p) {
+    if (rank_ == 0) {
+      drain(false);
+      if (hooks.on_step) {
+        ClusterStep cs;
+        cs.step = p.steps;
+        cs.sum.prefill_tokens = p.prefill_tokens;
+        cs.sum.decode_tokens = p.decode_tokens;
+        cs.sum.pool_used = p.pool_used;
+        cs.sum.pool_slots = p.pool_slots;
+        hooks.on_step(cs);
+      }
+    } else {
+      std::erase_if(outbox, [](auto& o) {
+        int done = 0;
+        INFLLM_MPI_CHECK(MPI_Test(&o.second, &done, MPI_STATUS_IGNORE));
+        return done != 0;
+      });
+    }
+    if (hooks.after_step) hooks.after_step();
+  };
+  const auto t0 = Clock::now();
+  const model::GeneratorStats gs = generator.run(
+      std::move(mine),
+      [&](model::GenResult&& g) {
+        if (rank_ == 0) {
+          hooks.on_result(std::move(g));
+          return;
+        }
+        outbox.emplace_back(encode(g), MPI_REQUEST_NULL);
+        auto& o = outbox.back();
+        INFLLM_MPI_CHECK(MPI_Isend(o.first.data(), static_cast<int>(o.first.size()), MPI_BYTE, 0,
+                                   kResultTag, comm_, &o.second));
+      },
+      rh);
+  const double run_s = since(t0);
+  if (rank_ != 0) {
+    for (auto& o : outbox) INFLLM_MPI_CHECK(MPI_Wait(&o.second, MPI_STATUS_IGNORE));
+    std::uint8_t stopped = gs.stopped ? 1 : 0;
+    INFLLM_MPI_CHECK(MPI_Send(&stopped, 1, MPI_BYTE, 0, kEndTag, comm_));
+  } else {
+    any_stopped = gs.stopped;
+    while (ends < size_ - 1) drain(true);
+  }
+  // The totals of every rank, for the summary.
+  std::array<double, 5> mine_totals{
+      static_cast<double>(gs.prefill_tokens), static_cast<double>(gs.decode_tokens),
+      static_cast<double>(gs.preemptions), static_cast<double>(gs.steps), run_s};
+  std::array<double, 5> sums{};
+  INFLLM_MPI_CHECK(MPI_Reduce(mine_totals.data(), sums.data(), 5, MPI_DOUBLE, MPI_SUM, 0, comm_));
+  EngineSummary summary;
+  summary.prefill_tokens = static_cast<std::int64_t>(sums[0]);
+  summary.decode_tokens = static_cast<std::int64_t>(sums[1]);
+  summary.preemptions = static_cast<std::int64_t>(sums[2]);
+  summary.steps = gs.steps;
+  summary.totals.prefill_tokens = summary.prefill_tokens;
+  summary.totals.decode_tokens = summary.decode_tokens;
+  summary.totals.compute_s = sums[4];
+  summary.stopped = any_stopped;
+  return summary;
+}
+
+}  // namespace infllm::dist

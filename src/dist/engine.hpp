@@ -1,0 +1,113 @@
+// engine.hpp: the distributed engine: `mpiexec -n N infllm generate` over a pooled rBlock KV
+// cache (docs/design.md, "The distributed engine").
+//
+// Every rank holds the same request list (every rank reads the input). Rank 0 hosts the
+// gManager: it admits the requests to run, places them, grants loans, plans DGFM moves, and
+// receives every result. Each rank runs an rManager over its pool (an MPI RMA window) and the
+// forward pass over its batch. One loop iteration per step:
+//
+//   boundary   make_report -> MPI_Gatherv -> gManager.decide -> MPI_Scatterv -> apply
+//              (results of finished requests ride in the reports)
+//   data ops   pushes of granted blocks (MPI_Put), DGFM copies (MPI_Get [+ MPI_Put]), and the
+//              scratch writes of committed moves; all flushed before the next report
+//   step       grow the batch's block tables; plan the step's remote attention (Alltoall of
+//              counts + query headers); forward pass with DistAttention; sample; finish
+//
+// With KvPolicy::kLocal the ranks never wait on each other: requests are dealt to ranks up
+// front (least expected work first), each rank runs the single-instance Generator over its own
+// pool, and results travel to rank 0 with non-blocking sends it drains between its steps.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/kv_policy.hpp"
+#include "dist/wire.hpp"
+#include "model/forward.hpp"
+#include "model/generator.hpp"
+
+namespace infllm::dist {
+
+enum class RemoteMode { kPushQuery, kPullKv, kAuto };
+
+struct EngineOptions {
+  int block_tokens = 16;
+  std::int32_t pool_slots = 0;  // rBlocks per rank
+  KvDtype kv_dtype = KvDtype::kF32;
+  int max_batch_tokens = 512;
+  int max_num_seqs = 16;
+  double max_lend_fraction = 0.5;
+  KvPolicy policy = KvPolicy::kPooled;
+  RemoteMode remote = RemoteMode::kAuto;
+  bool dgfm = true;
+  std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
+  std::int32_t ranks_per_node = 1;
+  std::vector<std::int32_t> eos_ids;
+};
+
+// One step of the whole cluster, as rank 0 sees it at the boundary after it.
+struct ClusterStep {
+  std::int64_t step = 0;
+  StepStats sum;  // over ranks (pool_used, pool_slots: cluster totals)
+  double max_compute_s = 0;
+  std::int64_t ledger_blocks = 0;  // remote blocks outstanding after the boundary
+  std::int64_t loans_total = 0;    // slots granted since the start
+  std::int64_t dgfm_moves = 0;     // moves planned since the start
+  std::int64_t running = 0, queued = 0;
+  double wall_s = 0;  // since the start
+};
+
+struct EngineSummary {
+  std::int64_t steps = 0;
+  std::int64_t prefill_tokens = 0;
+  std::int64_t decode_tokens = 0;
+  std::int64_t preemptions = 0;
+  std::int64_t loans_total = 0;
+  std::int64_t ledger_outstanding_end = 0;
+  std::int64_t ledger_max = 0;
+  std::int64_t dgfm_moves = 0;
+  StepStats totals;  // bytes by kind and the time split, summed over steps and ranks
+  std::vector<ClusterStep> per_step;
+  bool stopped = false;
+};
+
+struct EngineHooks {
+  std::function<bool()> stop;                         // every rank, every boundary
+  std::function<void(model::GenResult&&)> on_result;  // rank 0
+  std::function<void(const ClusterStep&)> on_step;    // rank 0
+  std::function<void()> after_step;                   // every rank
+};
+
+class Engine {
+ public:
+  // Collective over `comm` (it is duplicated). Allocates this rank's pool window.
+  Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* tokenizer,
+         const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Collective. `requests`: the same list on every rank; `to_run`: indices into it (read on
+  // rank 0 only). Results reach hooks.on_result on rank 0. The summary is rank 0's.
+  EngineSummary run(const std::vector<model::GenRequest>& requests,
+                    const std::vector<std::size_t>& to_run, const EngineHooks& hooks);
+
+ private:
+  EngineSummary run_pooled(const std::vector<model::GenRequest>& requests,
+                           const std::vector<std::size_t>& to_run, const EngineHooks& hooks);
+  EngineSummary run_local(const std::vector<model::GenRequest>& requests,
+                          const std::vector<std::size_t>& to_run, const EngineHooks& hooks);
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm attn_comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  model::Forward& forward_;
+  const model::Tokenizer* tokenizer_;
+  EngineOptions options_;
+};
+
+}  // namespace infllm::dist

@@ -1,0 +1,247 @@
+// wire.cpp: see wire.hpp.
+#include "dist/wire.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace infllm::dist {
+
+namespace {
+
+using nlohmann::json;
+
+json ref_json(BlockRef r) { return json::array({r.rank.value(), r.slot.value()}); }
+BlockRef ref_from(const json& j) {
+  return BlockRef{RankId{j.at(0).get<std::int32_t>()}, SlotId{j.at(1).get<std::int32_t>()}};
+}
+
+json slots_json(const std::vector<SlotId>& v) {
+  json a = json::array();
+  for (SlotId s : v) a.push_back(s.value());
+  return a;
+}
+std::vector<SlotId> slots_from(const json& j) {
+  std::vector<SlotId> v;
+  v.reserve(j.size());
+  for (const auto& x : j) v.push_back(SlotId{x.get<std::int32_t>()});
+  return v;
+}
+
+json grant_json(const Grant& g) {
+  return json::array({g.contract.value(), g.request.value(), g.debtor.value(), ref_json(g.slot)});
+}
+Grant grant_from(const json& j) {
+  return Grant{ContractId{j.at(0).get<std::int64_t>()}, RequestId{j.at(1).get<std::int64_t>()},
+               RankId{j.at(2).get<std::int32_t>()}, ref_from(j.at(3))};
+}
+
+json move_json(const BlockMove& m) {
+  return json::array({m.id.value(), m.request.value(), m.home.value(), ref_json(m.from),
+                      ref_json(m.to), m.via_scratch, m.new_contract.value()});
+}
+BlockMove move_from(const json& j) {
+  BlockMove m;
+  m.id = MoveId{j.at(0).get<std::int64_t>()};
+  m.request = RequestId{j.at(1).get<std::int64_t>()};
+  m.home = RankId{j.at(2).get<std::int32_t>()};
+  m.from = ref_from(j.at(3));
+  m.to = ref_from(j.at(4));
+  m.via_scratch = j.at(5).get<bool>();
+  m.new_contract = ContractId{j.at(6).get<std::int64_t>()};
+  return m;
+}
+
+json spec_json(const RequestSpec& s) {
+  return json::array({s.id.value(), s.prompt_tokens, s.max_new_tokens, s.age});
+}
+RequestSpec spec_from(const json& j) {
+  return RequestSpec{RequestId{j.at(0).get<std::int64_t>()}, j.at(1).get<std::int64_t>(),
+                     j.at(2).get<std::int64_t>(), j.at(3).get<std::int64_t>()};
+}
+
+template <typename T, typename F>
+json array_of(const std::vector<T>& v, F f) {
+  json a = json::array();
+  for (const auto& x : v) a.push_back(f(x));
+  return a;
+}
+template <typename T, typename F>
+std::vector<T> vector_of(const json& j, F f) {
+  std::vector<T> v;
+  v.reserve(j.size());
+  for (const auto& x : j) v.push_back(f(x));
+  return v;
+}
+
+json result_json(const model::GenResult& r) {
+  json lp = json::array();
+  for (const auto& tok : r.top_logprobs) {
+    json t = json::array();
+    for (const auto& [id, p] : tok) t.push_back(json::array({id, p}));
+    lp.push_back(std::move(t));
+  }
+  return {{"id", r.id},
+          {"st", static_cast<int>(r.status)},
+          {"re", r.reason},
+          {"fr", r.finish_reason},
+          {"tk", r.tokens},
+          {"tx", r.text},
+          {"pt", r.prompt_tokens},
+          {"lp", std::move(lp)},
+          {"qs", r.queue_s},
+          {"fs", r.first_token_s},
+          {"ts", r.total_s},
+          {"pe", r.preemptions},
+          {"rb", r.remote_blocks_max},
+          {"cr", r.creditors}};
+}
+model::GenResult result_from(const json& j) {
+  model::GenResult r;
+  r.id = j.at("id").get<std::string>();
+  r.status = static_cast<model::GenStatus>(j.at("st").get<int>());
+  r.reason = j.at("re").get<std::string>();
+  r.finish_reason = j.at("fr").get<std::string>();
+  r.tokens = j.at("tk").get<std::vector<std::int32_t>>();
+  r.text = j.at("tx").get<std::string>();
+  r.prompt_tokens = j.at("pt").get<std::int64_t>();
+  for (const auto& tok : j.at("lp")) {
+    std::vector<std::pair<std::int32_t, double>> t;
+    for (const auto& p : tok) t.emplace_back(p.at(0).get<std::int32_t>(), p.at(1).get<double>());
+    r.top_logprobs.push_back(std::move(t));
+  }
+  r.queue_s = j.at("qs").get<double>();
+  r.first_token_s = j.at("fs").get<double>();
+  r.total_s = j.at("ts").get<double>();
+  r.preemptions = j.at("pe").get<int>();
+  r.remote_blocks_max = j.at("rb").get<std::int64_t>();
+  r.creditors = j.at("cr").get<std::vector<std::int32_t>>();
+  return r;
+}
+
+json stats_json(const StepStats& s) {
+  return json::array({s.prefill_tokens, s.decode_tokens, s.batch, s.local_blocks, s.remote_blocks,
+                      s.push_bytes, s.pull_bytes, s.query_bytes, s.partial_bytes, s.dgfm_bytes,
+                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s});
+}
+StepStats stats_from(const json& j) {
+  StepStats s;
+  s.prefill_tokens = j.at(0).get<std::int64_t>();
+  s.decode_tokens = j.at(1).get<std::int64_t>();
+  s.batch = j.at(2).get<std::int32_t>();
+  s.local_blocks = j.at(3).get<std::int64_t>();
+  s.remote_blocks = j.at(4).get<std::int64_t>();
+  s.push_bytes = j.at(5).get<std::int64_t>();
+  s.pull_bytes = j.at(6).get<std::int64_t>();
+  s.query_bytes = j.at(7).get<std::int64_t>();
+  s.partial_bytes = j.at(8).get<std::int64_t>();
+  s.dgfm_bytes = j.at(9).get<std::int64_t>();
+  s.pool_used = j.at(10).get<std::int32_t>();
+  s.pool_slots = j.at(11).get<std::int32_t>();
+  s.compute_s = j.at(12).get<double>();
+  s.wait_s = j.at(13).get<double>();
+  s.comm_s = j.at(14).get<double>();
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode(const model::GenResult& result) {
+  return json::to_msgpack(result_json(result));
+}
+
+model::GenResult decode_result(const std::uint8_t* data, std::size_t size) {
+  return result_from(json::from_msgpack(data, data + size));
+}
+
+std::vector<std::uint8_t> encode(const ReportPacket& p) {
+  const StepReport& r = p.report;
+  json j = {{"rank", r.rank.value()},
+            {"step", r.step},
+            {"free", slots_json(r.free_slots)},
+            {"lend", r.lend_limit},
+            {"needs", array_of(r.needs,
+                               [](const LoanNeed& n) {
+                                 return json::array({n.request.value(), n.blocks});
+                               })},
+            {"unpush", r.unpushable_blocks},
+            {"fin", array_of(r.finished, [](RequestId q) { return json(q.value()); })},
+            {"work", r.expected_work},
+            {"run", r.running},
+            {"stop", r.stop},
+            {"stats", stats_json(p.stats)},
+            {"res", array_of(p.results, [](const auto& x) {
+               return json::array({x.first.value(), result_json(x.second)});
+             })}};
+  return json::to_msgpack(j);
+}
+
+ReportPacket decode_report(const std::uint8_t* data, std::size_t size) {
+  const json j = json::from_msgpack(data, data + size);
+  ReportPacket p;
+  StepReport& r = p.report;
+  r.rank = RankId{j.at("rank").get<std::int32_t>()};
+  r.step = j.at("step").get<std::int64_t>();
+  r.free_slots = slots_from(j.at("free"));
+  r.lend_limit = j.at("lend").get<std::int32_t>();
+  r.needs = vector_of<LoanNeed>(j.at("needs"), [](const json& n) {
+    return LoanNeed{RequestId{n.at(0).get<std::int64_t>()}, n.at(1).get<std::int32_t>()};
+  });
+  r.unpushable_blocks = j.at("unpush").get<std::int32_t>();
+  r.finished = vector_of<RequestId>(j.at("fin"),
+                                    [](const json& q) { return RequestId{q.get<std::int64_t>()}; });
+  r.expected_work = j.at("work").get<std::int64_t>();
+  r.running = j.at("run").get<std::int32_t>();
+  r.stop = j.at("stop").get<bool>();
+  p.stats = stats_from(j.at("stats"));
+  for (const auto& x : j.at("res")) {
+    p.results.emplace_back(RequestId{x.at(0).get<std::int64_t>()}, result_from(x.at(1)));
+  }
+  return p;
+}
+
+std::vector<std::uint8_t> encode(const DecisionPacket& p) {
+  const RankDecision& d = p.decision;
+  json j = {{"rank", d.rank.value()},
+            {"step", d.step},
+            {"rel", slots_json(d.releases)},
+            {"com", array_of(d.commits, move_json)},
+            {"late", slots_json(d.late_releases)},
+            {"pre", array_of(d.preempt, [](RequestId q) { return json(q.value()); })},
+            {"fail", array_of(d.fail,
+                              [](const Verdict& v) {
+                                return json::array({v.request.value(), static_cast<int>(v.reason)});
+                              })},
+            {"gout", array_of(d.grants_out, grant_json)},
+            {"gin", array_of(d.grants_in, grant_json)},
+            {"mov", array_of(d.moves, move_json)},
+            {"pl", array_of(d.placements, [](const Placement& p) { return spec_json(p.spec); })},
+            {"stop", d.stop},
+            {"end", p.end}};
+  return json::to_msgpack(j);
+}
+
+DecisionPacket decode_decision(const std::uint8_t* data, std::size_t size) {
+  const json j = json::from_msgpack(data, data + size);
+  DecisionPacket p;
+  RankDecision& d = p.decision;
+  d.rank = RankId{j.at("rank").get<std::int32_t>()};
+  d.step = j.at("step").get<std::int64_t>();
+  d.releases = slots_from(j.at("rel"));
+  d.commits = vector_of<BlockMove>(j.at("com"), move_from);
+  d.late_releases = slots_from(j.at("late"));
+  d.preempt = vector_of<RequestId>(j.at("pre"),
+                                   [](const json& q) { return RequestId{q.get<std::int64_t>()}; });
+  d.fail = vector_of<Verdict>(j.at("fail"), [](const json& v) {
+    return Verdict{RequestId{v.at(0).get<std::int64_t>()},
+                   static_cast<EndReason>(v.at(1).get<int>())};
+  });
+  d.grants_out = vector_of<Grant>(j.at("gout"), grant_from);
+  d.grants_in = vector_of<Grant>(j.at("gin"), grant_from);
+  d.moves = vector_of<BlockMove>(j.at("mov"), move_from);
+  d.placements =
+      vector_of<Placement>(j.at("pl"), [](const json& s) { return Placement{spec_from(s)}; });
+  d.stop = j.at("stop").get<bool>();
+  p.end = j.at("end").get<bool>();
+  return p;
+}
+
+}  // namespace infllm::dist

@@ -1,0 +1,318 @@
+// engine_test.cpp: `mpiexec -n N infllm generate` run as users run it (the mpi_launch.sh of this
+// build tree: Open MPI's root/oversubscribe settings, nothing else), on a generated `micro`
+// model, with pools small enough that long documents borrow rBlocks from several creditors.
+//
+// The reference is one rank with one big pool, which runs the single-instance engine
+// (model::Generator), an implementation of scheduling independent of the distributed one. The
+// comparison follows docs/design.md (Determinism): greedy tokens agree up to the first position
+// where the reference's top-2 log-probability gap is at most 1e-4.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "support/run_command.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using infllm::testing::CommandResult;
+using nlohmann::json;
+
+std::string launcher(int ranks) {
+  return "INFLLM_TEST_RANKS=" + std::to_string(ranks) + " INFLLM_TEST_MPI_TIMEOUT=200 " +
+         std::string(INFLLM_BINARY_DIR) + "/tests/mpi_launch.sh " +
+         infllm::testing::infllm_binary();
+}
+
+CommandResult mpi_infllm(int ranks, const std::string& args) {
+  return infllm::testing::run_command(launcher(ranks) + " " + args);
+}
+
+// A document of `n` token ids (deterministic, inside the 512-entry vocabulary).
+std::string doc(const std::string& id, int n, int max_new, int salt) {
+  std::string t = "{\"id\": \"" + id + "\", \"tokens\": [";
+  for (int i = 0; i < n; ++i) {
+    t += (i ? "," : "") + std::to_string(3 + (i * 37 + salt * 101 + i / 7) % 500);
+  }
+  return t + "], \"max_new_tokens\": " + std::to_string(max_new) + "}\n";
+}
+
+class Engine : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("infllm_engine_test_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+    const auto r = infllm::testing::run_infllm("make-model --preset micro --seed 5 --out " +
+                                               (dir_ / "micro").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static std::string path(const std::string& name) { return (dir_ / name).string(); }
+  static std::string model() { return path("micro"); }
+
+  static std::string write(const std::string& name, const std::string& text) {
+    std::ofstream(path(name)) << text;
+    return path(name);
+  }
+  static std::map<std::string, json> read_results(const std::string& p) {
+    std::map<std::string, json> out;
+    std::ifstream in(p);
+    for (std::string line; std::getline(in, line);) {
+      const json j = json::parse(line);
+      EXPECT_TRUE(out.emplace(j["id"].get<std::string>(), j).second) << "duplicate " << j["id"];
+    }
+    return out;
+  }
+  static json read_json(const std::string& p) {
+    std::ifstream in(p);
+    return json::parse(in);
+  }
+  static std::string common(const std::string& in, const std::string& out) {
+    return "generate --quiet --temperature 0 --block-tokens 16 --model " + model() + " --input " +
+           in + " --output " + out + " --overwrite";
+  }
+
+  // The single-rank reference (one pool big enough for everything), with top-2 logprobs.
+  static std::map<std::string, json> reference(const std::string& in) {
+    const std::string out = path(fs::path(in).stem().string() + ".ref.jsonl");
+    const auto r = infllm::testing::run_infllm(common(in, out) + " --kv-pool-mb 64 --logprobs 2");
+    EXPECT_EQ(r.code, 0) << r.out;
+    return read_results(out);
+  }
+
+  static fs::path dir_;
+};
+fs::path Engine::dir_;
+
+// docs/design.md, Determinism: equal tokens up to the first position where the reference's
+// top-2 gap is at most 1e-4.
+void expect_equivalent(const std::map<std::string, json>& ref,
+                       const std::map<std::string, json>& got) {
+  ASSERT_EQ(ref.size(), got.size());
+  for (const auto& [id, r] : ref) {
+    const auto it = got.find(id);
+    ASSERT_NE(it, got.end()) << id << " missing";
+    const json& g = it->second;
+    EXPECT_EQ(g["status"], r["status"]) << id;
+    const auto& a = r["tokens"];
+    const auto& b = g["tokens"];
+    std::size_t i = 0;
+    for (; i < a.size() && i < b.size(); ++i) {
+      if (a[i] == b[i]) continue;
+      const auto& top = r["top_logprobs"][i];
+      const double gap = top[0][1].get<double>() - top[1][1].get<double>();
+      EXPECT_LE(gap, 1e-4) << id << ": token " << i << " differs (" << a[i] << " vs " << b[i]
+                           << ") where the reference's top-2 gap is " << gap;
+      break;
+    }
+    if (i == a.size() || i == b.size()) EXPECT_EQ(a.size(), b.size()) << id;
+  }
+}
+
+// Three long documents (1,100 tokens: 70 rBlocks of 16 tokens with their output) among short
+// ones. With 1 MiB pools (64 rBlocks of this model) no long one fits its home: each borrows; with
+// 0.5 MiB pools (32 rBlocks, lending at most 16) a long one needs 3 creditors.
+std::string mixed_input() {
+  std::string text;
+  for (int i = 0; i < 3; ++i) text += doc("long" + std::to_string(i), 1100, 16, i);
+  for (int i = 0; i < 5; ++i) text += doc("short" + std::to_string(i), 40 + 30 * i, 12, 10 + i);
+  return text;
+}
+
+struct Case {
+  int ranks;
+  const char* remote;
+};
+
+class Equivalence : public Engine, public ::testing::WithParamInterface<Case> {};
+
+TEST_P(Equivalence, OutputsEqualOneRankAndTheLedgerEndsEmpty) {
+  const auto [ranks, remote] = GetParam();
+  const auto in = write("mixed.jsonl", mixed_input());
+  const auto ref = reference(in);
+  const std::string tag = std::to_string(ranks) + remote;
+  const auto out = path("mixed." + tag + ".jsonl");
+  const auto metrics = path("mixed." + tag + ".metrics.json");
+  const std::string pool = ranks >= 4 ? "0.5" : "1";
+  const auto r = mpi_infllm(ranks, common(in, out) + " --kv-pool-mb " + pool +
+                                       " --remote-attention " + remote + " --metrics " + metrics);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto got = read_results(out);
+  expect_equivalent(ref, got);
+  const json m = read_json(metrics);
+  EXPECT_EQ(m["ranks"], ranks);
+  EXPECT_EQ(m["kv_policy"], "pooled");
+  EXPECT_GT(m["loans_total"].get<int>(), 0) << "no request borrowed";
+  EXPECT_GT(m["ledger_max"].get<int>(), 0);
+  EXPECT_EQ(m["ledger_outstanding_end"], 0);
+  std::size_t most_creditors = 0;
+  for (const auto& [id, g] : got) {
+    if (id.rfind("long", 0) == 0) {
+      EXPECT_GT(g["remote_blocks_max"].get<int>(), 0) << id << " never borrowed";
+    }
+    most_creditors = std::max(most_creditors, g["creditors"].size());
+  }
+  if (ranks >= 4) {
+    EXPECT_GE(most_creditors, 2u) << "no request spread over two creditors";
+  }
+  // The remote attention actually moved what the mode says.
+  const json& bytes = m["bytes_moved"];
+  EXPECT_GT(bytes["push"].get<std::int64_t>(), 0);
+  if (std::string(remote) == "pull-kv") {
+    EXPECT_GT(bytes["pull"].get<std::int64_t>(), 0);
+    EXPECT_EQ(bytes["query"].get<std::int64_t>(), 0);
+  } else if (std::string(remote) == "push-query") {
+    EXPECT_GT(bytes["query"].get<std::int64_t>(), 0);
+    EXPECT_GT(bytes["partial"].get<std::int64_t>(), 0);
+    EXPECT_EQ(bytes["pull"].get<std::int64_t>(), 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, Equivalence,
+                         ::testing::Values(Case{2, "push-query"}, Case{4, "push-query"},
+                                           Case{4, "pull-kv"}, Case{4, "auto"},
+                                           Case{8, "push-query"}),
+                         [](const auto& info) {
+                           std::string name =
+                               "np" + std::to_string(info.param.ranks) + "_" + info.param.remote;
+                           std::erase(name, '-');
+                           return name;
+                         });
+
+// Two medium requests fill rank 0's pool; a long one placed beside them borrows from rank 1.
+// When the first medium one finishes, its home has room: DGFM brings the borrowed blocks home
+// while the long one still decodes. Without DGFM they stay remote until it ends.
+std::string dgfm_input() {
+  return doc("mediumA", 300, 4, 1) + doc("mediumB", 300, 4, 2) + doc("long", 480, 60, 3);
+}
+
+std::vector<std::int64_t> ledger_by_step(const json& m) {
+  std::vector<std::int64_t> v;
+  for (const auto& s : m["per_step"]) v.push_back(s["ledger_blocks"].get<std::int64_t>());
+  return v;
+}
+
+TEST_F(Engine, DgfmBringsBorrowedBlocksHomeOutputsUnchanged) {
+  const auto in = write("dgfm.jsonl", dgfm_input());
+  const auto ref = reference(in);
+  std::map<std::string, std::vector<std::int64_t>> ledger;
+  for (const std::string mode : {"on", "off"}) {
+    const auto out = path("dgfm." + mode + ".jsonl");
+    const auto metrics = path("dgfm." + mode + ".metrics.json");
+    const auto r = mpi_infllm(
+        2, common(in, out) + " --kv-pool-mb 0.625 --dgfm " + mode + " --metrics " + metrics);
+    ASSERT_EQ(r.code, 0) << r.out;
+    expect_equivalent(ref, read_results(out));
+    const json m = read_json(metrics);
+    ledger[mode] = ledger_by_step(m);
+    if (mode == "on") {
+      EXPECT_GT(m["dgfm_moves"].get<int>(), 0);
+      EXPECT_GT(m["bytes_moved"]["dgfm"].get<std::int64_t>(), 0);
+    } else {
+      EXPECT_EQ(m["dgfm_moves"], 0);
+    }
+  }
+  // With DGFM the remote count reaches zero while the long request still runs (steps remain
+  // after it); without, it stays up until the end.
+  const auto& on = ledger["on"];
+  const auto& off = ledger["off"];
+  ASSERT_FALSE(on.empty());
+  const auto peak_on = std::max_element(on.begin(), on.end());
+  ASSERT_GT(*peak_on, 0) << "the long request never borrowed";
+  const auto zero_on = std::find(peak_on, on.end(), 0);
+  ASSERT_NE(zero_on, on.end());
+  EXPECT_GT(std::distance(zero_on, on.end()), 10) << "KV came home only at the very end";
+  const auto peak_off = std::max_element(off.begin(), off.end());
+  ASSERT_GT(*peak_off, 0);
+  const auto zero_off = std::find(peak_off, off.end(), 0);
+  EXPECT_LT(std::distance(zero_off, off.end()), std::distance(zero_on, on.end()));
+}
+
+// 2,000 tokens + 8 new: 126 rBlocks. One 1.5 MiB pool holds 96; 4 pools lending half hold 240.
+TEST_F(Engine, PooledServesWhatLocalRejects) {
+  const auto in = write("big.jsonl", doc("big", 2000, 8, 7) + doc("small", 50, 8, 8));
+  const auto ref = reference(in);
+  const auto pooled = path("big.pooled.jsonl");
+  auto r = mpi_infllm(4, common(in, pooled) + " --kv-pool-mb 1.5 --kv-policy pooled");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto got = read_results(pooled);
+  expect_equivalent(ref, got);
+  EXPECT_GT(got.at("big")["remote_blocks_max"].get<int>(), 0);
+
+  const auto local = path("big.local.jsonl");
+  r = mpi_infllm(4, common(in, local) + " --kv-pool-mb 1.5 --kv-policy local");
+  EXPECT_EQ(r.code, 1) << r.out;
+  const auto loc = read_results(local);
+  ASSERT_EQ(loc.size(), 2u);
+  EXPECT_EQ(loc.at("big")["status"], "rejected");
+  EXPECT_EQ(loc.at("big")["reason"], "kv_capacity");
+  EXPECT_EQ(loc.at("small")["status"], "done");
+  EXPECT_EQ(loc.at("small")["tokens"], ref.at("small")["tokens"]);
+}
+
+// Local policy: every request runs on one rank, results all reach rank 0's output.
+TEST_F(Engine, LocalPolicyServesEveryRequestOnce) {
+  const auto in = write("loc.jsonl", mixed_input());
+  const auto ref = reference(in);
+  const auto out = path("loc.out.jsonl");
+  const auto r = mpi_infllm(4, common(in, out) + " --kv-pool-mb 2 --kv-policy local");
+  ASSERT_EQ(r.code, 0) << r.out;
+  expect_equivalent(ref, read_results(out));
+}
+
+// More than the cluster holds at once: everything finishes through preemption (or is rejected
+// with a reason); the run ends (ctest and mpirun bound its time). Lending is capped at 10% of a
+// pool, so two 45-60-block requests placed on one 64-block rank cannot both grow: the younger
+// one is preempted and recomputed.
+TEST_F(Engine, ExhaustionFinishesEverythingThroughPreemption) {
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += doc("x" + std::to_string(i), 700 + 50 * i, 10, 20 + i);
+  text += doc("huge", 4000, 10, 30);  // 251 rBlocks: more than the whole cluster lends
+  const auto in = write("exhaust.jsonl", text);
+  const auto out = path("exhaust.out.jsonl");
+  const auto metrics = path("exhaust.metrics.json");
+  const auto r = mpi_infllm(
+      4, common(in, out) + " --kv-pool-mb 1 --max-lend-fraction 0.1 --metrics " + metrics);
+  EXPECT_EQ(r.code, 1) << r.out;
+  const auto got = read_results(out);
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_EQ(got.at("huge")["status"], "rejected");
+  EXPECT_EQ(got.at("huge")["reason"], "kv_capacity");
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(got.at("x" + std::to_string(i))["status"], "done");
+  }
+  EXPECT_GT(read_json(metrics)["preemptions"].get<int>(), 0);
+}
+
+TEST_F(Engine, BadInputOnEveryRankExitsTwoWithOneMessage) {
+  const auto r = mpi_infllm(4, common(path("missing.jsonl"), path("never.jsonl")));
+  EXPECT_EQ(r.code, 2) << r.out;
+  std::size_t messages = 0;
+  for (std::size_t at = 0; (at = r.out.find("missing.jsonl", at)) != std::string::npos; ++at) {
+    ++messages;
+  }
+  EXPECT_EQ(messages, 1u) << r.out;
+  EXPECT_FALSE(fs::exists(path("never.jsonl")));
+}
+
+// An existing output is refused by rank 0 alone; every rank still exits 2.
+TEST_F(Engine, ExistingOutputRefusedOnRankZeroEndsEveryRank) {
+  const auto in = write("tiny.jsonl", doc("t", 20, 2, 1));
+  const auto out = write("exists.jsonl", "");
+  const auto r =
+      mpi_infllm(2, "generate --quiet --model " + model() + " --input " + in + " --output " + out);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("exists.jsonl"), std::string::npos) << r.out;
+}
+
+}  // namespace
