@@ -77,30 +77,12 @@ std::string six_requests() {
 
 // `infllm generate` started as a child process (for signals), its output in `log`.
 pid_t spawn_generate(const std::string& args, const std::string& log, const std::string& env) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string cmd = "exec env " + env + " " + infllm::testing::infllm_binary() + " " +
-                            args + " >" + log + " 2>&1";
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  return pid;
+  return infllm::testing::spawn_command("env " + env + " " + infllm::testing::infllm_binary() +
+                                            " " + args,
+                                        log);
 }
 
-// The exit code of `pid` within `seconds`, or nullopt (the process is then killed).
-std::optional<int> wait_exit(pid_t pid, double seconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return std::nullopt;
-}
+using infllm::testing::wait_exit;
 
 // Whole lines (ending in a newline) in `p` now.
 std::size_t whole_lines(const std::string& p) {

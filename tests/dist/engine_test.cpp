@@ -115,7 +115,9 @@ void expect_equivalent(const std::map<std::string, json>& ref,
                            << ") where the reference's top-2 gap is " << gap;
       break;
     }
-    if (i == a.size() || i == b.size()) EXPECT_EQ(a.size(), b.size()) << id;
+    if (i == a.size() || i == b.size()) {
+      EXPECT_EQ(a.size(), b.size()) << id;
+    }
   }
 }
 
@@ -313,6 +315,122 @@ TEST_F(Engine, ExistingOutputRefusedOnRankZeroEndsEveryRank) {
       mpi_infllm(2, "generate --quiet --model " + model() + " --input " + in + " --output " + out);
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("exists.jsonl"), std::string::npos) << r.out;
+}
+
+// ---- The job's life under mpirun (issue: the batch job).
+
+// Whole lines (ending in a newline) in `p` now.
+std::size_t whole_lines(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::size_t n = 0;
+  for (char c; in.get(c);) n += c == '\n';
+  return n;
+}
+
+// Waits until `p` holds at least `n` whole lines (false after `seconds`).
+bool wait_lines(const std::string& p, std::size_t n, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (whole_lines(p) < n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// id -> (status, tokens, text).
+std::map<std::string, json> outcome(const std::map<std::string, json>& results) {
+  std::map<std::string, json> out;
+  for (const auto& [id, r] : results) out[id] = json{r["status"], r["tokens"], r["text"]};
+  return out;
+}
+
+// Twelve requests, slow enough (20 ms per step) to be interrupted mid-run.
+std::string job_input() {
+  std::string text;
+  for (int i = 0; i < 12; ++i) text += doc("j" + std::to_string(i), 200 + 60 * i, 24, 40 + i);
+  return text;
+}
+
+TEST_F(Engine, KilledRankOfAFourRankJobResumesToTheUninterruptedOutput) {
+  const auto in = write("job.jsonl", job_input());
+  const auto full = path("job.full.jsonl");
+  const std::string args = "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
+                           "--max-num-seqs 2 --model " + model() + " --input " + in;
+  ASSERT_EQ(mpi_infllm(4, args + " --output " + full).code, 0);
+  const auto out = path("job.killed.jsonl");
+  const pid_t launcher_pid = infllm::testing::spawn_command(
+      "env INFLLM_TEST_STEP_DELAY_MS=20 " + launcher(4) + " " + args + " --output " + out,
+      path("job.killed.log"));
+  ASSERT_TRUE(wait_lines(out, 2, 120)) << "no record appeared";
+  // kill -9 one rank: a child of mpirun (mpi_launch.sh execs mpirun, so launcher_pid is it).
+  const auto ranks = infllm::testing::run_command("pgrep -P " + std::to_string(launcher_pid));
+  std::vector<int> pids;
+  for (std::size_t at = 0; at < ranks.out.size();) {
+    const auto nl = ranks.out.find('\n', at);
+    const std::string line = ranks.out.substr(at, nl - at);
+    if (!line.empty()) pids.push_back(std::stoi(line));
+    at = nl == std::string::npos ? ranks.out.size() : nl + 1;
+  }
+  ASSERT_GE(pids.size(), 4u) << ranks.out;
+  ASSERT_EQ(kill(pids.back(), SIGKILL), 0);
+  const auto code = infllm::testing::wait_exit(launcher_pid, 60);
+  ASSERT_TRUE(code.has_value()) << "the job did not end after one rank was killed";
+  EXPECT_NE(*code, 0);
+  const auto before = read_results(out);  // whole records only, no duplicates
+  EXPECT_LT(before.size(), 12u);
+  const auto resumed = mpi_infllm(4, args + " --resume --output " + out);
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_EQ(whole_lines(out), 12u);
+  EXPECT_EQ(outcome(read_results(out)), outcome(read_results(full)));
+}
+
+TEST_F(Engine, SigusrToMpirunStopsEveryRankExitFourAndResumeFinishes) {
+  const auto in = write("sig.jsonl", job_input());
+  const auto full = path("sig.full.jsonl");
+  const std::string args = "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
+                           "--max-num-seqs 2 --model " + model() + " --input " + in;
+  ASSERT_EQ(mpi_infllm(4, args + " --output " + full).code, 0);
+  const auto out = path("sig.out.jsonl");
+  const pid_t pid = infllm::testing::spawn_command(
+      "env INFLLM_TEST_STEP_DELAY_MS=20 " + launcher(4) + " " + args + " --output " + out,
+      path("sig.log"));
+  ASSERT_TRUE(wait_lines(out, 1, 120)) << "no record appeared";
+  ASSERT_EQ(kill(pid, SIGUSR1), 0);
+  const auto code = infllm::testing::wait_exit(pid, 10.0);
+  ASSERT_TRUE(code.has_value()) << "no exit within 10 s of SIGUSR1";
+  EXPECT_EQ(*code, 4);
+  const auto stopped = read_results(out);
+  EXPECT_LT(stopped.size(), 12u);
+  const auto resumed = mpi_infllm(4, args + " --resume --output " + out);
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_EQ(outcome(read_results(out)), outcome(read_results(full)));
+}
+
+TEST_F(Engine, ResumeWithAnotherModelExitsTwoNamingIt) {
+  const auto in = write("other.jsonl", doc("a", 30, 4, 1) + doc("b", 40, 4, 2));
+  const auto out = path("other.out.jsonl");
+  ASSERT_EQ(mpi_infllm(2, common(in, out)).code, 0);
+  const auto other = path("micro2");
+  ASSERT_EQ(infllm::testing::run_infllm("make-model --preset micro --seed 6 --out " + other).code,
+            0);
+  const auto r = mpi_infllm(2, "generate --quiet --model " + other + " --input " + in +
+                                   " --output " + out + " --resume");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("model"), std::string::npos) << r.out;
+  EXPECT_EQ(whole_lines(out), 2u);
+}
+
+// Thirty-two ranks on two cores: long documents spread over many small pools (a few seconds,
+// so it runs in CI with the other `mpi` tests).
+TEST_F(Engine, ThirtyTwoRanksOversubscribedComplete) {
+  const auto in = write("np32.jsonl", mixed_input());
+  const auto ref = reference(in);
+  const auto out = path("np32.out.jsonl");
+  const auto r = mpi_infllm(32, common(in, out) + " --kv-pool-mb 0.25 --metrics " +
+                                    path("np32.metrics.json"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  expect_equivalent(ref, read_results(out));
+  EXPECT_GT(read_json(path("np32.metrics.json"))["loans_total"].get<int>(), 0);
 }
 
 }  // namespace

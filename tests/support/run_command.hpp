@@ -2,9 +2,14 @@
 // process, and look at its exit code and what it printed.
 #pragma once
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <optional>
+#include <thread>
 #include <cstdio>
 #include <string>
 
@@ -25,6 +30,34 @@ inline CommandResult run_command(const std::string& command) {
   }
   const int status = pipe != nullptr ? pclose(pipe) : -1;
   return {status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Starts `command` with /bin/sh in the background (for signals), stdout and stderr into `log`.
+// The shell execs the command, so the pid is the command's own.
+inline pid_t spawn_command(const std::string& command, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string cmd = "exec " + command + " >" + log + " 2>&1";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// The exit code of `pid` within `seconds` (128 + signal when a signal ended it), or nullopt
+// (the process is then killed).
+inline std::optional<int> wait_exit(pid_t pid, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return std::nullopt;
 }
 
 // The executable of this build tree.
