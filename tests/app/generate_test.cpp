@@ -77,9 +77,8 @@ std::string six_requests() {
 
 // `infllm generate` started as a child process (for signals), its output in `log`.
 pid_t spawn_generate(const std::string& args, const std::string& log, const std::string& env) {
-  return infllm::testing::spawn_command("env " + env + " " + infllm::testing::infllm_binary() +
-                                            " " + args,
-                                        log);
+  return infllm::testing::spawn_command(
+      "env " + env + " " + infllm::testing::infllm_binary() + " " + args, log);
 }
 
 using infllm::testing::wait_exit;

@@ -42,7 +42,8 @@ CommandResult mpi_infllm(int ranks, const std::string& args) {
 std::string doc(const std::string& id, int n, int max_new, int salt) {
   std::string t = "{\"id\": \"" + id + "\", \"tokens\": [";
   for (int i = 0; i < n; ++i) {
-    t += (i ? "," : "") + std::to_string(3 + (i * 37 + salt * 101 + i / 7) % 500);
+    if (i > 0) t += ',';
+    t += std::to_string(3 + (i * 37 + salt * 101 + i / 7) % 500);
   }
   return t + "], \"max_new_tokens\": " + std::to_string(max_new) + "}\n";
 }
@@ -354,8 +355,10 @@ std::string job_input() {
 TEST_F(Engine, KilledRankOfAFourRankJobResumesToTheUninterruptedOutput) {
   const auto in = write("job.jsonl", job_input());
   const auto full = path("job.full.jsonl");
-  const std::string args = "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
-                           "--max-num-seqs 2 --model " + model() + " --input " + in;
+  const std::string args =
+      "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
+      "--max-num-seqs 2 --model " +
+      model() + " --input " + in;
   ASSERT_EQ(mpi_infllm(4, args + " --output " + full).code, 0);
   const auto out = path("job.killed.jsonl");
   const pid_t launcher_pid = infllm::testing::spawn_command(
@@ -387,8 +390,10 @@ TEST_F(Engine, KilledRankOfAFourRankJobResumesToTheUninterruptedOutput) {
 TEST_F(Engine, SigusrToMpirunStopsEveryRankExitFourAndResumeFinishes) {
   const auto in = write("sig.jsonl", job_input());
   const auto full = path("sig.full.jsonl");
-  const std::string args = "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
-                           "--max-num-seqs 2 --model " + model() + " --input " + in;
+  const std::string args =
+      "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
+      "--max-num-seqs 2 --model " +
+      model() + " --input " + in;
   ASSERT_EQ(mpi_infllm(4, args + " --output " + full).code, 0);
   const auto out = path("sig.out.jsonl");
   const pid_t pid = infllm::testing::spawn_command(
@@ -413,8 +418,8 @@ TEST_F(Engine, ResumeWithAnotherModelExitsTwoNamingIt) {
   const auto other = path("micro2");
   ASSERT_EQ(infllm::testing::run_infllm("make-model --preset micro --seed 6 --out " + other).code,
             0);
-  const auto r = mpi_infllm(2, "generate --quiet --model " + other + " --input " + in +
-                                   " --output " + out + " --resume");
+  const auto r = mpi_infllm(
+      2, "generate --quiet --model " + other + " --input " + in + " --output " + out + " --resume");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("model"), std::string::npos) << r.out;
   EXPECT_EQ(whole_lines(out), 2u);
@@ -426,8 +431,8 @@ TEST_F(Engine, ThirtyTwoRanksOversubscribedComplete) {
   const auto in = write("np32.jsonl", mixed_input());
   const auto ref = reference(in);
   const auto out = path("np32.out.jsonl");
-  const auto r = mpi_infllm(32, common(in, out) + " --kv-pool-mb 0.25 --metrics " +
-                                    path("np32.metrics.json"));
+  const auto r =
+      mpi_infllm(32, common(in, out) + " --kv-pool-mb 0.25 --metrics " + path("np32.metrics.json"));
   ASSERT_EQ(r.code, 0) << r.out;
   expect_equivalent(ref, read_results(out));
   EXPECT_GT(read_json(path("np32.metrics.json"))["loans_total"].get<int>(), 0);

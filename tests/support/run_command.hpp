@@ -8,10 +8,10 @@
 
 #include <array>
 #include <chrono>
-#include <optional>
-#include <thread>
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <thread>
 
 namespace infllm::testing {
 
