@@ -163,6 +163,9 @@ cmd_up() {
   fi
   start_munge
   write_conf
+  # A fresh start gets fresh logs (CI prints their tails on failure).
+  pid_alive "$dir/slurmctld.pid" || : >"$dir/log/slurmctld.log"
+  pid_alive "$dir/slurmd.pid" || : >"$dir/log/slurmd.log"
   say "wrote $conf (node $(hostname -s), CPUs=$cpus, cred_expire=${cred_expire}s)"
   export SLURM_CONF=$conf
   if pid_alive "$dir/slurmctld.pid"; then

@@ -11,7 +11,8 @@
 #
 # Environment: INFLLM_BIN (the executable; ctest sets it), INFLLM_SOURCE_DIR (the repository;
 # default: two folders up), SLURM_CONF (default $INFLLM_SLURM_DIR/slurm.conf as slurm_local.sh
-# writes it), INFLLM_SLURM_TEST_RANKS, INFLLM_SLURM_TEST_KEEP=1 (keep the work folder).
+# writes it), INFLLM_SLURM_TEST_RANKS, INFLLM_SLURM_TEST_KEEP=1 (keep the work folder),
+# INFLLM_SLURM_TEST_REQUIRE=1 (no Slurm is a failure, not a skip: CI started one).
 set -euo pipefail
 
 case_name=${1:-}
@@ -28,6 +29,10 @@ say() { echo "slurm.$case_name: $*"; }
 
 # --- skip when there is no Slurm to talk to ----------------------------------------------------
 skip() {
+  if [[ ${INFLLM_SLURM_TEST_REQUIRE:-0} == 1 ]]; then
+    echo "slurm.$case_name: FAIL: $* (INFLLM_SLURM_TEST_REQUIRE=1: a Slurm must answer)" >&2
+    exit 1
+  fi
   say "SKIP: $* (start one with scripts/slurm_local.sh up)"
   exit 77
 }
