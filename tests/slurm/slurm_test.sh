@@ -5,9 +5,11 @@
 #
 #   generate   a run on $INFLLM_SLURM_TEST_RANKS tasks (default 4) with the micro model: the job
 #              completes with exit 0, and the output has exactly one `done` record per request
+#   generate_srun   the same, launched with `srun --mpi=pmix` instead of mpirun
 #   requeue    a slowed-down run (INFLLM_TEST_STEP_DELAY_MS) is sent SIGUSR1 mid-way the way
 #              `--signal=B:USR1@s` sends it (to the batch shell only); the job stops, requeues
 #              itself, starts again, resumes, and ends with every request once, all `done`
+#              (launcher: $INFLLM_LAUNCHER, default mpirun)
 #
 # Environment: INFLLM_BIN (the executable; ctest sets it), INFLLM_SOURCE_DIR (the repository;
 # default: two folders up), SLURM_CONF (default $INFLLM_SLURM_DIR/slurm.conf as slurm_local.sh
@@ -16,8 +18,8 @@
 set -euo pipefail
 
 case_name=${1:-}
-[[ $case_name == generate || $case_name == requeue ]] || {
-  echo "usage: $0 generate|requeue" >&2
+[[ $case_name == generate || $case_name == generate_srun || $case_name == requeue ]] || {
+  echo "usage: $0 generate|generate_srun|requeue" >&2
   exit 2
 }
 src=${INFLLM_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -132,7 +134,8 @@ sbatch_args=(--parsable --nodes=1 --ntasks="$ranks" --time=5 --chdir="$work"
   --job-name="infllm-test-$case_name" --output="$work/slurm-%j.log")
 
 case $case_name in
-  generate)
+  generate | generate_srun)
+    if [[ $case_name == generate_srun ]]; then export INFLLM_LAUNCHER=srun; else export INFLLM_LAUNCHER=mpirun; fi
     n=8
     write_input "$work/input.jsonl" "$n"
     job=$(sbatch "${sbatch_args[@]}" "$src/jobs/generate.sbatch" --model model \
@@ -142,7 +145,8 @@ case $case_name in
     state=$(wait_job 100)
     [[ $state == COMPLETED ]] || fail "job ended $state"
     [[ $(job_field ExitCode) == 0:0 ]] || fail "job exit code $(job_field ExitCode), expected 0:0"
-    grep -q -- "-np $ranks " "$work"/slurm-*.log || fail "the job did not launch $ranks ranks"
+    grep -q -E -- "run: (mpirun -np |srun .*--ntasks=)$ranks " "$work"/slurm-*.log ||
+      fail "the job did not launch $ranks ranks"
     check_output "$work/output.jsonl" "$n"
     # A metrics file that reports its rank count must report this one.
     python3 - "$work/metrics.json" "$ranks" <<'EOF' || fail "metrics check failed"
