@@ -14,6 +14,7 @@ set -euo pipefail
 #   tests/bench   libgtest-dev libgmock-dev libbenchmark-dev
 #   scripts       python3 python3-venv python3-pip unzip (model download, golden data)
 #   launcher      openssh-client (Open MPI 4 refuses to start mpirun without an rsh agent)
+#   slurm tests   slurm-wlm munge (scripts/slurm_local.sh runs slurmctld, slurmd and munged)
 packages=(
   build-essential cmake git pkg-config
   openmpi-bin libopenmpi-dev
@@ -22,6 +23,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-venv python3-pip unzip
   openssh-client
+  slurm-wlm munge
 )
 
 missing=()
