@@ -142,7 +142,8 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("max-num-seqs", po::value(&c.max_num_seqs)->default_value(c.max_num_seqs), "running requests per rank")
       ("kv-policy", po::value(&kv_policy)->default_value(kv_policy), "pooled | local")
       ("remote-attention", po::value(&remote)->default_value(remote), "push-query | pull-kv | auto")
-      ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps");
+      ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps")
+      ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB");
   po::options_description all;
   all.add(job).add(sampling).add(kv);
 
@@ -168,6 +169,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   require_range("max-lend-fraction", c.max_lend_fraction, 0.0, 1.0);
   require_range("max-batch-tokens", c.max_batch_tokens, 1, 1 << 24);
   require_range("max-num-seqs", c.max_num_seqs, 1, 1 << 20);
+  require_range("dgfm-budget-mb", c.dgfm_budget_mb, 0.0, 1e9);
   if (c.resume && c.overwrite) throw UsageError("resume", "cannot be combined with --overwrite");
   return out;
 }

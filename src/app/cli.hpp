@@ -48,6 +48,7 @@ struct GenerateConfig {
   KvPolicy kv_policy = KvPolicy::kPooled;
   RemoteAttention remote_attention = RemoteAttention::kAuto;
   bool dgfm = true;
+  double dgfm_budget_mb = 64.0;  // per boundary; less than one rBlock moves none
   // The job.
   bool resume = false;
   bool overwrite = false;

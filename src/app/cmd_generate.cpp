@@ -281,6 +281,45 @@ json bytes_json(const dist::StepStats& t) {
           {"dgfm", t.dgfm_bytes}};
 }
 
+// /steps and /ledger of an HDF5 output.
+io::RunTables run_tables(const dist::EngineSummary& sum) {
+  io::RunTables t;
+  const auto column = [&](const char* name, auto get) {
+    std::vector<double> v;
+    v.reserve(sum.per_step.size());
+    for (const auto& cs : sum.per_step) v.push_back(static_cast<double>(get(cs)));
+    t.steps.emplace_back(name, std::move(v));
+  };
+  column("step", [](const auto& c) { return c.step; });
+  column("prefill_tokens", [](const auto& c) { return c.sum.prefill_tokens; });
+  column("decode_tokens", [](const auto& c) { return c.sum.decode_tokens; });
+  column("batch", [](const auto& c) { return c.sum.batch; });
+  column("local_blocks", [](const auto& c) { return c.sum.local_blocks; });
+  column("remote_blocks", [](const auto& c) { return c.sum.remote_blocks; });
+  column("push_bytes", [](const auto& c) { return c.sum.push_bytes; });
+  column("pull_bytes", [](const auto& c) { return c.sum.pull_bytes; });
+  column("query_bytes", [](const auto& c) { return c.sum.query_bytes; });
+  column("partial_bytes", [](const auto& c) { return c.sum.partial_bytes; });
+  column("dgfm_bytes", [](const auto& c) { return c.sum.dgfm_bytes; });
+  column("ledger_blocks", [](const auto& c) { return c.ledger_blocks; });
+  column("loans_total", [](const auto& c) { return c.loans_total; });
+  column("dgfm_moves", [](const auto& c) { return c.dgfm_moves; });
+  column("pool_used", [](const auto& c) { return c.sum.pool_used; });
+  column("running", [](const auto& c) { return c.running; });
+  column("queued", [](const auto& c) { return c.queued; });
+  column("compute_s", [](const auto& c) { return c.sum.compute_s; });
+  column("wait_s", [](const auto& c) { return c.sum.wait_s; });
+  column("comm_s", [](const auto& c) { return c.sum.comm_s; });
+  column("wall_s", [](const auto& c) { return c.wall_s; });
+  const char* names[4] = {"step", "debtor", "creditor", "blocks"};
+  for (int k = 0; k < 4; ++k) {
+    std::vector<std::int64_t> v;
+    for (const auto& row : sum.ledger_snapshots) v.push_back(row[static_cast<std::size_t>(k)]);
+    t.ledger.emplace_back(names[k], std::move(v));
+  }
+  return t;
+}
+
 }  // namespace
 
 int run_generate(const GenerateConfig& cfg) {
@@ -352,6 +391,7 @@ int run_generate(const GenerateConfig& cfg) {
                          ? dist::RemoteMode::kPushQuery
                          : dist::RemoteMode::kAuto;
     options.dgfm = cfg.dgfm;
+    options.dgfm_budget_bytes = static_cast<std::int64_t>(cfg.dgfm_budget_mb * 1048576.0);
     options.ranks_per_node = mpi.node_size();
     options.eos_ids = eos_ids(m, *st.tok);
     dist::Engine engine(MPI_COMM_WORLD, forward, &*st.tok, options);
@@ -399,6 +439,7 @@ int run_generate(const GenerateConfig& cfg) {
     const dist::EngineSummary sum = engine.run(st.requests, st.to_run, hooks);
     if (rank != 0) return sum.stopped ? static_cast<int>(ExitCode::kStopped) : 0;
 
+    st.sink->set_tables(run_tables(sum));
     st.sink->close();
     if (progress) progress->finish();
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();

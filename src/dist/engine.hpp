@@ -20,6 +20,7 @@
 
 #include <mpi.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -72,6 +73,9 @@ struct EngineSummary {
   std::int64_t dgfm_moves = 0;
   StepStats totals;  // bytes by kind and the time split, summed over steps and ranks
   std::vector<ClusterStep> per_step;
+  // Debt-ledger snapshots (rank 0, pooled): every 16th boundary and the last, one row per
+  // (debtor, creditor) pair that owes: {step, debtor, creditor, blocks}.
+  std::vector<std::array<std::int64_t, 4>> ledger_snapshots;
   bool stopped = false;
 };
 

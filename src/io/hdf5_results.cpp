@@ -80,8 +80,21 @@ std::vector<std::string> read_strings(hid_t group, const char* name, const std::
 
 }  // namespace
 
+template <typename T>
+void write_column(hid_t group, const std::string& name, hid_t mem_type, hid_t file_type,
+                  const std::vector<T>& values, const std::string& path) {
+  const hsize_t dims[1] = {values.size()};
+  Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
+  Hdf5Handle set(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                            H5P_DEFAULT));
+  if (!values.empty()) {
+    check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), path,
+          name);
+  }
+}
+
 void write_hdf5_results(const std::string& path, const std::vector<ResultRecord>& recs,
-                        const nlohmann::json& run_attributes) {
+                        const nlohmann::json& run_attributes, const RunTables* tables) {
   const std::string tmp = path + ".tmp";
   {
     Hdf5Handle file = create_hdf5(tmp);
@@ -100,22 +113,26 @@ void write_hdf5_results(const std::string& path, const std::vector<ResultRecord>
         [](const ResultRecord& r) -> const std::string& { return r.finish_reason; }, tmp);
     write_strings(
         g, "text", recs, [](const ResultRecord& r) -> const std::string& { return r.text; }, tmp);
-    {
+    // Variable-length int32 lists, one per request.
+    const auto write_lists = [&](const char* name, auto get) {
       Hdf5Handle type(H5Tvlen_create(H5T_NATIVE_INT32));
       Hdf5Handle ftype(H5Tvlen_create(H5T_STD_I32LE));
       const hsize_t dims[1] = {recs.size()};
       Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
       Hdf5Handle set(
-          H5Dcreate2(g, "tokens", ftype.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+          H5Dcreate2(g, name, ftype.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       std::vector<hvl_t> raw;
       for (const auto& r : recs) {
-        raw.push_back(hvl_t{r.tokens.size(), const_cast<std::int32_t*>(r.tokens.data())});
+        const std::vector<std::int32_t>& v = get(r);
+        raw.push_back(hvl_t{v.size(), const_cast<std::int32_t*>(v.data())});
       }
       if (!recs.empty()) {
         check(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), tmp,
-              "tokens");
+              name);
       }
-    }
+    };
+    write_lists("tokens", [](const ResultRecord& r) -> const auto& { return r.tokens; });
+    write_lists("creditors", [](const ResultRecord& r) -> const auto& { return r.creditors; });
     const hid_t i64 = H5T_NATIVE_INT64, f64 = H5T_NATIVE_DOUBLE;
     write_numbers<std::int64_t>(
         g, "prompt_tokens", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.prompt_tokens; },
@@ -136,6 +153,16 @@ void write_hdf5_results(const std::string& path, const std::vector<ResultRecord>
         [](const auto& r) { return r.first_token_s; }, tmp);
     write_numbers<double>(
         g, "total_s", f64, H5T_IEEE_F64LE, recs, [](const auto& r) { return r.total_s; }, tmp);
+    if (tables != nullptr) {
+      Hdf5Handle steps(H5Gcreate2(file.get(), "/steps", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      for (const auto& [name, values] : tables->steps) {
+        write_column(steps.get(), name, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, values, tmp);
+      }
+      Hdf5Handle ledger(H5Gcreate2(file.get(), "/ledger", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      for (const auto& [name, values] : tables->ledger) {
+        write_column(ledger.get(), name, H5T_NATIVE_INT64, H5T_STD_I64LE, values, tmp);
+      }
+    }
     write_string_attribute(file.get(), "run", run_attributes.dump(), tmp);
     // `complete` last: a file without it was interrupted while being built.
     const std::int32_t one = 1;

@@ -156,9 +156,10 @@ class Hdf5Sink final : public ResultSink {
     records_.push_back(r);
   }
   void flush() override { journal_.sync(); }
+  void set_tables(RunTables tables) override { tables_ = std::move(tables); }
   void close() override {
     journal_.sync();
-    write_hdf5_results(path_, records_, attributes_);
+    write_hdf5_results(path_, records_, attributes_, &tables_);
   }
 
  private:
@@ -166,6 +167,7 @@ class Hdf5Sink final : public ResultSink {
   JsonlLog journal_;
   json attributes_;
   std::vector<ResultRecord> records_;
+  RunTables tables_;
 };
 
 void check_writable(const std::string& path, const OutputOptions& options) {

@@ -42,6 +42,13 @@ nlohmann::json to_json(const ResultRecord& record);
 ResultRecord record_from_json(const nlohmann::json& j, const std::string& file,
                               const std::string& where);
 
+// Tables of the run beside its results (HDF5 output: one group each, one 1-D dataset per
+// column, all columns of a table the same length). JSONL output keeps them in --metrics only.
+struct RunTables {
+  std::vector<std::pair<std::string, std::vector<double>>> steps;          // per step
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> ledger;  // per snapshot row
+};
+
 struct OutputOptions {
   bool overwrite = false;  // replace an existing output (and journal)
   bool resume = false;     // continue an existing output (a missing one starts fresh)
@@ -55,6 +62,8 @@ class ResultSink {
   virtual void append(const ResultRecord& record) = 0;
   // fsyncs what was appended so far.
   virtual void flush() = 0;
+  // The run's tables, written at close where the format has room for them.
+  virtual void set_tables(RunTables tables) { (void)tables; }
   // Flushes and fsyncs what was appended; for HDF5, builds the final file (earlier + new).
   virtual void close() = 0;
 

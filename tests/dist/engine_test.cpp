@@ -301,6 +301,28 @@ TEST_F(Engine, ExhaustionFinishesEverythingThroughPreemption) {
   EXPECT_GT(read_json(metrics)["preemptions"].get<int>(), 0);
 }
 
+// The HDF5 output of a pooled run, read by an independent reader (h5dump): results with where
+// their KV lived, per-step metrics, and ledger snapshots that saw the loans.
+TEST_F(Engine, HdfOutputHoldsStepsAndLedgerSnapshots) {
+  const auto in = write("h5.jsonl", mixed_input());
+  const auto out = path("h5.out.h5");
+  const auto r = mpi_infllm(4, common(in, out) + " --kv-pool-mb 0.5");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto dump = [&](const std::string& what) {
+    return infllm::testing::run_command("h5dump " + what + " " + out);
+  };
+  const auto steps = dump("-d /steps/ledger_blocks -d /steps/loans_total -d /steps/step");
+  ASSERT_EQ(steps.code, 0) << steps.out;
+  EXPECT_NE(steps.out.find("DATASET \"/steps/ledger_blocks\""), std::string::npos);
+  const auto ledger = dump("-d /ledger/step -d /ledger/debtor -d /ledger/creditor -d /ledger/blocks");
+  ASSERT_EQ(ledger.code, 0) << ledger.out;
+  // At least one snapshot row: some debtor owed some creditor.
+  EXPECT_EQ(ledger.out.find("SIMPLE { ( 0 )"), std::string::npos) << ledger.out;
+  const auto results = dump("-d /results/creditors -d /results/remote_blocks_max -a /complete");
+  ASSERT_EQ(results.code, 0) << results.out;
+  EXPECT_NE(results.out.find("ATTRIBUTE \"complete\""), std::string::npos);
+}
+
 TEST_F(Engine, BadInputOnEveryRankExitsTwoWithOneMessage) {
   const auto r = mpi_infllm(4, common(path("missing.jsonl"), path("never.jsonl")));
   EXPECT_EQ(r.code, 2) << r.out;
