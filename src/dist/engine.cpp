@@ -253,9 +253,8 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
         summary.per_step.push_back(cs);
         if (hooks.on_step) hooks.on_step(cs);
       }
-      if (step % 16 == 0 || end || std::any_of(ds.begin(), ds.end(), [](const auto& x) {
-            return x.stop;
-          })) {
+      if (step % 16 == 0 || end ||
+          std::any_of(ds.begin(), ds.end(), [](const auto& x) { return x.stop; })) {
         for (std::int32_t debtor = 0; debtor < size_; ++debtor) {
           for (const auto& [creditor, blocks] : gm->ledger().creditors_of(RankId{debtor})) {
             summary.ledger_snapshots.push_back({step, debtor, creditor, blocks});

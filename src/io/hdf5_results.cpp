@@ -88,8 +88,7 @@ void write_column(hid_t group, const std::string& name, hid_t mem_type, hid_t fi
   Hdf5Handle set(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT,
                             H5P_DEFAULT));
   if (!values.empty()) {
-    check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), path,
-          name);
+    check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), path, name);
   }
 }
 
@@ -131,8 +130,10 @@ void write_hdf5_results(const std::string& path, const std::vector<ResultRecord>
               name);
       }
     };
-    write_lists("tokens", [](const ResultRecord& r) -> const auto& { return r.tokens; });
-    write_lists("creditors", [](const ResultRecord& r) -> const auto& { return r.creditors; });
+    write_lists(
+        "tokens", [](const ResultRecord& r) -> const auto& { return r.tokens; });
+    write_lists(
+        "creditors", [](const ResultRecord& r) -> const auto& { return r.creditors; });
     const hid_t i64 = H5T_NATIVE_INT64, f64 = H5T_NATIVE_DOUBLE;
     write_numbers<std::int64_t>(
         g, "prompt_tokens", i64, H5T_STD_I64LE, recs, [](const auto& r) { return r.prompt_tokens; },

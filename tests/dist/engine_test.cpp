@@ -314,7 +314,8 @@ TEST_F(Engine, HdfOutputHoldsStepsAndLedgerSnapshots) {
   const auto steps = dump("-d /steps/ledger_blocks -d /steps/loans_total -d /steps/step");
   ASSERT_EQ(steps.code, 0) << steps.out;
   EXPECT_NE(steps.out.find("DATASET \"/steps/ledger_blocks\""), std::string::npos);
-  const auto ledger = dump("-d /ledger/step -d /ledger/debtor -d /ledger/creditor -d /ledger/blocks");
+  const auto ledger =
+      dump("-d /ledger/step -d /ledger/debtor -d /ledger/creditor -d /ledger/blocks");
   ASSERT_EQ(ledger.code, 0) << ledger.out;
   // At least one snapshot row: some debtor owed some creditor.
   EXPECT_EQ(ledger.out.find("SIMPLE { ( 0 )"), std::string::npos) << ledger.out;
