@@ -22,6 +22,15 @@ class Backend {
   // y (m, n) = x (m, k) . W^T with W (n, k); accumulate adds into y instead of overwriting.
   virtual void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
                       std::size_t k, bool accumulate = false) = 0;
+  // y (m, n) = x (m, k) . W^T (+= with accumulate) with W (n, k) stored row by row in the ggml
+  // block format `ggml_type` (model/dequant.hpp ids). Returns false, computing nothing, when this
+  // backend has no kernel for the type or thinks the f32 matmul is faster for `m` rows; the
+  // caller then multiplies by the f32 copy of W.
+  virtual bool matmul_quant(const float* x, std::uint32_t ggml_type, const std::byte* w, float* y,
+                            std::size_t m, std::size_t n, std::size_t k, bool accumulate = false) {
+    (void)x, (void)ggml_type, (void)w, (void)y, (void)m, (void)n, (void)k, (void)accumulate;
+    return false;
+  }
   // y (rows, dim) = x / rms(x) * gain, rms over each row with eps inside the square root.
   virtual void rms_norm(const float* x, const float* gain, float* y, std::size_t rows,
                         std::size_t dim, float eps) = 0;

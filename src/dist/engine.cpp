@@ -401,6 +401,9 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
     attention.reset_traffic();
     attention.plan(std::move(plans), std::move(tokens), std::move(first_pos),
                    pulls.empty() ? nullptr : &pulled);
+    // A home that wrote a committed move's block into this pool flushed it before sending its
+    // query headers, which plan() has just received: make what landed visible before serving.
+    pool.sync();
     stats.comm_s += since(tb);
     const auto tf = Clock::now();
     std::vector<float> logits;

@@ -130,6 +130,15 @@ void Forward::write_kv(std::span<const StepSequence> batch, KvStore& store, int 
   }
 }
 
+void Forward::linear(const float* x, const Tensor& w, float* y, std::size_t m, std::size_t n,
+                     std::size_t k, bool accumulate) {
+  if (w.has_quant() &&
+      backend_.matmul_quant(x, w.quant_type, w.quant_ptr(), y, m, n, k, accumulate)) {
+    return;
+  }
+  backend_.matmul(x, w.ptr(), y, m, n, k, accumulate);
+}
+
 std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& store) {
   Attention local;
   return step(batch, store, local);
@@ -180,9 +189,9 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
   for (int layer = 0; layer < static_cast<int>(c.num_layers); ++layer) {
     const LayerWeights& w = weights_.layers[static_cast<std::size_t>(layer)];
     backend_.rms_norm(x.data(), w.attn_norm.ptr(), h.data(), T, H, eps);
-    backend_.matmul(h.data(), w.q.ptr(), q.data(), T, Q, H);
-    backend_.matmul(h.data(), w.k.ptr(), k.data(), T, KV, H);
-    backend_.matmul(h.data(), w.v.ptr(), v.data(), T, KV, H);
+    linear(h.data(), w.q, q.data(), T, Q, H);
+    linear(h.data(), w.k, k.data(), T, KV, H);
+    linear(h.data(), w.v, v.data(), T, KV, H);
     if (!w.q_bias.empty()) {
       backend_.add_bias(q.data(), w.q_bias.ptr(), T, Q);
       backend_.add_bias(k.data(), w.k_bias.ptr(), T, KV);
@@ -192,13 +201,13 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
     backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data());
     write_kv(batch, store, layer, k.data(), v.data());
     attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());
-    backend_.matmul(att.data(), w.o.ptr(), x.data(), T, H, Q, /*accumulate=*/true);
+    linear(att.data(), w.o, x.data(), T, H, Q, /*accumulate=*/true);
 
     backend_.rms_norm(x.data(), w.ffn_norm.ptr(), h.data(), T, H, eps);
-    backend_.matmul(h.data(), w.gate.ptr(), gate.data(), T, F, H);
-    backend_.matmul(h.data(), w.up.ptr(), up.data(), T, F, H);
+    linear(h.data(), w.gate, gate.data(), T, F, H);
+    linear(h.data(), w.up, up.data(), T, F, H);
     backend_.silu_mul(gate.data(), up.data(), T * F);
-    backend_.matmul(gate.data(), w.down.ptr(), x.data(), T, H, F, /*accumulate=*/true);
+    linear(gate.data(), w.down, x.data(), T, H, F, /*accumulate=*/true);
   }
 
   // Only the rows that need logits go through the final norm and the LM head.
@@ -214,7 +223,7 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
   const std::size_t R = last.size() / H;
   std::vector<float> normed(R * H), logits(R * V);  // (R, H), (R, vocab)
   backend_.rms_norm(last.data(), weights_.final_norm.ptr(), normed.data(), R, H, eps);
-  backend_.matmul(normed.data(), weights_.output().ptr(), logits.data(), R, V, H);
+  linear(normed.data(), weights_.output(), logits.data(), R, V, H);
   return logits;
 }
 

@@ -86,6 +86,9 @@ class Forward {
  private:
   void write_kv(std::span<const StepSequence> batch, KvStore& store, int layer, const float* k,
                 const float* v) const;
+  // y (m, n) (+)= x (m, k) . W^T: the quantized rows where the backend takes them, else f32.
+  void linear(const float* x, const Tensor& w, float* y, std::size_t m, std::size_t n,
+              std::size_t k, bool accumulate = false);
 
   const ModelConfig& config_;
   const Weights& weights_;

@@ -309,4 +309,8 @@ std::vector<float> GgufFile::read_f32(const GgufTensorInfo& t) const {
   return out;
 }
 
+std::span<const std::byte> GgufFile::raw(const GgufTensorInfo& t) const {
+  return file_.bytes(t.offset, t.bytes, "tensor " + t.name + " data");
+}
+
 }  // namespace infllm::model

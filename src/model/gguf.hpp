@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,8 @@ class GgufFile {
   // The tensor expanded to f32 (row-major in `shape`). Throws InputError when its type cannot be
   // dequantized.
   std::vector<float> read_f32(const GgufTensorInfo& tensor) const;
+  // The tensor's bytes as stored (bounds-checked against the file).
+  std::span<const std::byte> raw(const GgufTensorInfo& tensor) const;
 
  private:
   MappedFile file_;

@@ -156,6 +156,26 @@ std::int64_t Weights::parameter_count() const {
   return n;
 }
 
+namespace {
+// Rows of `row_bytes` bytes each: GGUF row (h, i, j) goes to HF row (h, j, i) (see NOTE).
+template <typename T>
+std::vector<T> permute_rows(const std::vector<T>& in, std::int64_t n_head, std::int64_t half,
+                            std::size_t row) {
+  std::vector<T> out(in.size());
+  for (std::int64_t h = 0; h < n_head; ++h) {
+    for (std::int64_t i = 0; i < half; ++i) {
+      for (std::int64_t j = 0; j < 2; ++j) {
+        const auto src = static_cast<std::size_t>((h * half + i) * 2 + j);  // GGUF row
+        const auto dst = static_cast<std::size_t>((h * 2 + j) * half + i);  // HF row
+        std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(src * row), row,
+                    out.begin() + static_cast<std::ptrdiff_t>(dst * row));
+      }
+    }
+  }
+  return out;
+}
+}  // namespace
+
 void unpermute_rope_rows(Tensor& w, std::int64_t n_head) {
   // GGUF row (h, i, j) = HF row (h, j, i) with i < d/2, j < 2: a transpose of the last two
   // row-index axes of (n_head, d/2, 2) back to (n_head, 2, d/2).
@@ -165,17 +185,10 @@ void unpermute_rope_rows(Tensor& w, std::int64_t n_head) {
                         " rows are not whole heads of " + std::to_string(n_head));
   }
   const std::int64_t half = rows / n_head / 2;
-  std::vector<float> out(w.data.size());
-  for (std::int64_t h = 0; h < n_head; ++h) {
-    for (std::int64_t i = 0; i < half; ++i) {
-      for (std::int64_t j = 0; j < 2; ++j) {
-        const std::int64_t src = (h * half + i) * 2 + j;  // GGUF row
-        const std::int64_t dst = (h * 2 + j) * half + i;  // HF row
-        std::copy_n(w.data.begin() + src * cols, cols, out.begin() + dst * cols);
-      }
-    }
+  w.data = permute_rows(w.data, n_head, half, static_cast<std::size_t>(cols));
+  if (!w.quant.empty()) {
+    w.quant = permute_rows(w.quant, n_head, half, w.quant.size() / static_cast<std::size_t>(rows));
   }
-  w.data = std::move(out);
 }
 
 std::vector<std::string> hf_safetensors_files(const std::string& dir) {
@@ -374,6 +387,17 @@ LoadedModel load_gguf_model(const std::string& file, const LoadOptions& options)
     }
     w.dest->shape = w.shape;
     if (options.values) w.dest->data = g.read_f32(*t);
+    // Matrices in a type the backends multiply directly keep their stored rows too.
+    if ((t->type_id == static_cast<std::uint32_t>(GgmlType::kQ4_1) ||
+         t->type_id == static_cast<std::uint32_t>(GgmlType::kQ8_0)) &&
+        t->shape.size() == 2) {
+      w.dest->quant_type = t->type_id;
+      w.dest->quant_bytes = t->bytes;
+      if (options.values) {
+        const auto raw = g.raw(*t);
+        w.dest->quant.assign(raw.begin(), raw.end());
+      }
+    }
     used[w.name] = true;
   }
   for (auto& layer : m.weights.layers) {

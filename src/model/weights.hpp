@@ -31,9 +31,18 @@ struct Tensor {
   std::vector<std::int64_t> shape;  // outermost first
   std::vector<float> data;          // row-major, product(shape) elements (empty with a view)
   const float* view = nullptr;
+  // GGUF matrices in a type a backend multiplies directly (Q4_1, Q8_0) also keep their rows as
+  // stored, after the same row permutation as `data`: the very values of `data`, in 0.6-1.1
+  // bytes per weight, for small-batch matmuls (decode streams the weights once per step).
+  std::uint32_t quant_type = 0;  // ggml type id; 0 (F32) = none
+  std::size_t quant_bytes = 0;
+  std::vector<std::byte> quant;  // empty with quant_view, or before values are loaded
+  const std::byte* quant_view = nullptr;
 
   bool empty() const { return data.empty() && shape.empty(); }
   const float* ptr() const { return view != nullptr ? view : data.data(); }
+  bool has_quant() const { return quant_bytes > 0; }
+  const std::byte* quant_ptr() const { return quant_view != nullptr ? quant_view : quant.data(); }
   std::int64_t numel() const {
     if (shape.empty()) return static_cast<std::int64_t>(data.size());
     std::int64_t n = 1;
@@ -113,7 +122,8 @@ GgufTokenizerData read_gguf_tokenizer(const GgufFile& gguf);
 // The config a GGUF file's llama.* metadata and tensor directory describe.
 ModelConfig gguf_model_config(const GgufFile& gguf);
 
-// Undoes llama.cpp's q/k row permutation in place (see NOTE): `w` is (n_head * head_dim, cols).
+// Undoes llama.cpp's q/k row permutation in place (see NOTE): `w` is (n_head * head_dim, cols);
+// the quantized rows too, when present.
 void unpermute_rope_rows(Tensor& w, std::int64_t n_head);
 
 // The safetensors files of a Hugging Face directory: model.safetensors, or the shards named by

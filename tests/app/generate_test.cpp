@@ -77,8 +77,9 @@ std::string six_requests() {
 
 // `infllm generate` started as a child process (for signals), its output in `log`.
 pid_t spawn_generate(const std::string& args, const std::string& log, const std::string& env) {
-  return infllm::testing::spawn_command(
-      "env " + env + " " + infllm::testing::infllm_binary() + " " + args, log);
+  return infllm::testing::spawn_command(infllm::testing::infllm_env() + "env " + env + " " +
+                                            infllm::testing::infllm_binary() + " " + args,
+                                        log);
 }
 
 using infllm::testing::wait_exit;
@@ -197,9 +198,9 @@ TEST_F(Generate, KilledRunResumesToTheUninterruptedOutput) {
   ASSERT_EQ(infllm(common + " --output " + path("kill.full.jsonl")).code, 0);
   const auto out = path("kill.out.jsonl");
   // One request at a time, SIGKILL right after the second record is fsync'ed.
-  const Result killed =
-      infllm::testing::run_command("INFLLM_TEST_KILL_AFTER=2 " + infllm::testing::infllm_binary() +
-                                   " " + common + " --max-num-seqs 1 --output " + out);
+  const Result killed = infllm::testing::run_command(
+      infllm::testing::infllm_env() + "INFLLM_TEST_KILL_AFTER=2 " +
+      infllm::testing::infllm_binary() + " " + common + " --max-num-seqs 1 --output " + out);
   EXPECT_NE(killed.code, 0) << killed.out;
   ASSERT_EQ(read_jsonl(out).size(), 2u);
   const Result resumed = infllm(common + " --resume --output " + out);
@@ -214,9 +215,9 @@ TEST_F(Generate, KilledHdfRunResumesFromItsJournal) {
   const std::string common = "generate --quiet --model " + model() + " --input " + in;
   ASSERT_EQ(infllm(common + " --output " + path("killh.full.jsonl")).code, 0);
   const auto out = path("killh.out.h5");
-  const Result killed =
-      infllm::testing::run_command("INFLLM_TEST_KILL_AFTER=3 " + infllm::testing::infllm_binary() +
-                                   " " + common + " --max-num-seqs 1 --output " + out);
+  const Result killed = infllm::testing::run_command(
+      infllm::testing::infllm_env() + "INFLLM_TEST_KILL_AFTER=3 " +
+      infllm::testing::infllm_binary() + " " + common + " --max-num-seqs 1 --output " + out);
   EXPECT_NE(killed.code, 0) << killed.out;
   EXPECT_FALSE(fs::exists(out)) << "the HDF5 file is built only when the run ends";
   ASSERT_EQ(read_jsonl(out + ".journal").size(), 3u);
@@ -368,8 +369,9 @@ TEST_F(Generate, InspectOfAKilledHdfOutputReadsItsJournal) {
   const auto in = write("ink.jsonl", six_requests());
   const auto out = path("ink.out.h5");
   const Result killed = infllm::testing::run_command(
-      "INFLLM_TEST_KILL_AFTER=2 " + infllm::testing::infllm_binary() + " generate --quiet " +
-      "--max-num-seqs 1 --model " + model() + " --input " + in + " --output " + out);
+      infllm::testing::infllm_env() + "INFLLM_TEST_KILL_AFTER=2 " +
+      infllm::testing::infllm_binary() + " generate --quiet " + "--max-num-seqs 1 --model " +
+      model() + " --input " + in + " --output " + out);
   EXPECT_NE(killed.code, 0) << killed.out;
   const Result r = infllm("inspect " + out);
   ASSERT_EQ(r.code, 0) << r.out;

@@ -61,7 +61,8 @@ TEST(NodeWeights, EveryRankSeesTheSameValuesAsAPrivateLoad) {
       }
       floats += n;
     }
-    EXPECT_EQ(shared.bytes(), floats * sizeof(float));
+    EXPECT_GE(shared.bytes(), floats * sizeof(float));  // f32 values, then 64-byte alignment
+    EXPECT_LT(shared.bytes(), floats * sizeof(float) + 64);
     int size = 0;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     EXPECT_EQ(shared.node_ranks(), size);  // mpiexec on one machine: one node

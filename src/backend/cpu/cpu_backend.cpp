@@ -1,6 +1,8 @@
 // cpu_backend.cpp: see cpu_backend.hpp.
 #include "backend/cpu/cpu_backend.hpp"
 
+#include "backend/cpu/qmatmul.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -34,6 +36,24 @@ void parallel_chunks(std::size_t n, std::size_t grain, Fn fn) {
 void CpuBackend::matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
                         std::size_t k, bool accumulate) {
   matmul_wt(x, w, y, m, n, k, accumulate ? 1.0f : 0.0f);
+}
+
+bool CpuBackend::matmul_quant(const float* x, std::uint32_t ggml_type, const std::byte* w, float* y,
+                              std::size_t m, std::size_t n, std::size_t k, bool accumulate) {
+  // ggml type ids (model/dequant.hpp): 3 = Q4_1, 8 = Q8_0.
+  QuantType type;
+  if (ggml_type == 3) {
+    type = QuantType::kQ4_1;
+  } else if (ggml_type == 8) {
+    type = QuantType::kQ8_0;
+  } else {
+    return false;
+  }
+  if (m > kQuantMaxRows || k % 32 != 0) return false;
+  if (m == 0) return true;
+  qmatmul(x, QuantMatrix{type, w, static_cast<std::int64_t>(n), static_cast<std::int64_t>(k)}, y, m,
+          accumulate);
+  return true;
 }
 
 void CpuBackend::rms_norm(const float* x, const float* gain, float* y, std::size_t rows,
