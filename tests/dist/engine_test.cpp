@@ -53,7 +53,7 @@ std::string doc(const std::string& id, int n, int max_new, int salt) {
 }
 
 class Engine : public ::testing::Test {
- protected:
+ public:  // the static helpers serve free functions too
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("infllm_engine_test_" + std::to_string(getpid()));
     fs::create_directories(dir_);
@@ -379,19 +379,38 @@ std::string job_input() {
   return text;
 }
 
+// A 4-rank job over job_input(): its uninterrupted output, and the same job started in the
+// background (20 ms per step) once its output holds `lines` records.
+struct SlowJob {
+  std::string args, full, out;
+  pid_t pid = -1;
+};
+
+SlowJob start_slow_job(const std::string& tag, std::size_t lines) {
+  SlowJob j;
+  const auto in = Engine::write(tag + ".jsonl", job_input());
+  j.full = Engine::path(tag + ".full.jsonl");
+  j.out = Engine::path(tag + ".out.jsonl");
+  j.args =
+      "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 --max-num-seqs 2 "
+      "--model " +
+      Engine::path("micro") + " --input " + in;
+  const auto full = mpi_infllm(4, j.args + " --output " + j.full);
+  EXPECT_EQ(full.code, 0) << full.out;
+  j.pid = infllm::testing::spawn_command(
+      "env INFLLM_TEST_STEP_DELAY_MS=20 " + launcher(4) + " " + j.args + " --output " + j.out,
+      Engine::path(tag + ".log"));
+  EXPECT_TRUE(wait_lines(j.out, lines, 120)) << "no record appeared";
+  return j;
+}
+
 TEST_F(Engine, KilledRankOfAFourRankJobResumesToTheUninterruptedOutput) {
-  const auto in = write("job.jsonl", job_input());
-  const auto full = path("job.full.jsonl");
-  const std::string args =
-      "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
-      "--max-num-seqs 2 --model " +
-      model() + " --input " + in;
-  ASSERT_EQ(mpi_infllm(4, args + " --output " + full).code, 0);
-  const auto out = path("job.killed.jsonl");
-  const pid_t launcher_pid = infllm::testing::spawn_command(
-      "env INFLLM_TEST_STEP_DELAY_MS=20 " + launcher(4) + " " + args + " --output " + out,
-      path("job.killed.log"));
-  ASSERT_TRUE(wait_lines(out, 2, 120)) << "no record appeared";
+  const SlowJob job = start_slow_job("job", 2);
+  if (HasFailure()) return;
+  const pid_t launcher_pid = job.pid;
+  const std::string& args = job.args;
+  const std::string& out = job.out;
+  const std::string& full = job.full;
   // kill -9 one rank: a child of mpirun (mpi_launch.sh execs mpirun, so launcher_pid is it).
   const auto ranks = infllm::testing::run_command("pgrep -P " + std::to_string(launcher_pid));
   std::vector<int> pids;
@@ -415,18 +434,12 @@ TEST_F(Engine, KilledRankOfAFourRankJobResumesToTheUninterruptedOutput) {
 }
 
 TEST_F(Engine, SigusrToMpirunStopsEveryRankExitFourAndResumeFinishes) {
-  const auto in = write("sig.jsonl", job_input());
-  const auto full = path("sig.full.jsonl");
-  const std::string args =
-      "generate --quiet --temperature 0 --ignore-eos --kv-pool-mb 0.75 "
-      "--max-num-seqs 2 --model " +
-      model() + " --input " + in;
-  ASSERT_EQ(mpi_infllm(4, args + " --output " + full).code, 0);
-  const auto out = path("sig.out.jsonl");
-  const pid_t pid = infllm::testing::spawn_command(
-      "env INFLLM_TEST_STEP_DELAY_MS=20 " + launcher(4) + " " + args + " --output " + out,
-      path("sig.log"));
-  ASSERT_TRUE(wait_lines(out, 1, 120)) << "no record appeared";
+  const SlowJob job = start_slow_job("sig", 1);
+  if (HasFailure()) return;
+  const pid_t pid = job.pid;
+  const std::string& args = job.args;
+  const std::string& out = job.out;
+  const std::string& full = job.full;
   ASSERT_EQ(kill(pid, SIGUSR1), 0);
   const auto code = infllm::testing::wait_exit(pid, 10.0);
   ASSERT_TRUE(code.has_value()) << "no exit within 10 s of SIGUSR1";

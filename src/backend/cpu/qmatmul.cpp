@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/attention_kernels.hpp"  // detail::avx2_supported
 #include "backend/cpu/attention_parallel.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "core/errors.hpp"
@@ -30,7 +31,6 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define INFLLM_QMAT_AVX2 1
-#include <cpuid.h>
 #include <immintrin.h>
 #define INFLLM_AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #define INFLLM_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
@@ -140,16 +140,6 @@ void rows_portable(const Job& job, std::int64_t begin, std::int64_t end) {
 // ---- AVX2 ---------------------------------------------------------------------------------
 
 #if INFLLM_QMAT_AVX2
-
-bool avx2_supported() {
-  static const bool supported = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-    const bool f16c = (c & bit_F16C) != 0;
-    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return supported;
-}
 
 INFLLM_AVX2_INLINE float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -322,19 +312,15 @@ INFLLM_AVX2_FN void rows_avx2(const Job& job, std::int64_t begin, std::int64_t e
   }
 }
 
-#else
-
-bool avx2_supported() { return false; }
-
 #endif
 
 RowsFn pick(QuantType type, QmatKernel kernel) {
   bool avx2 = false;
   if (kernel == QmatKernel::kAvx2) {
-    check(avx2_supported(), "the AVX2 kernel needs an AVX2+FMA+F16C CPU");
+    check(detail::avx2_supported(), "the AVX2 kernel needs an AVX2+FMA+F16C CPU");
     avx2 = true;
   } else if (kernel == QmatKernel::kAuto) {
-    avx2 = avx2_supported();
+    avx2 = detail::avx2_supported();
   } else {
     check(kernel == QmatKernel::kPortable, "unknown kernel");
   }
@@ -411,10 +397,10 @@ void qmatmul(const float* x, const QuantMatrix& w, float* y, std::size_t m, bool
   });
 }
 
-const char* qmat_auto_kernel_name() { return avx2_supported() ? "avx2" : "portable"; }
+const char* qmat_auto_kernel_name() { return detail::avx2_supported() ? "avx2" : "portable"; }
 
 bool qmat_kernel_supported(QmatKernel kernel) {
-  return kernel != QmatKernel::kAvx2 || avx2_supported();
+  return kernel != QmatKernel::kAvx2 || detail::avx2_supported();
 }
 
 }  // namespace infllm::cpu
