@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh: install what infllm's build, tests and demo need on Debian 12, as root.
 #
+#   scripts/setup.sh          the build, the unit and MPI tests, the demo and the benchmarks
+#   scripts/setup.sh slurm    also Slurm and munge, for scripts/slurm_local.sh and `slurm` tests
+#
 # Idempotent: packages already present are left alone, and apt-get runs only when something is
 # missing. Prints each step. Python helpers (golden data, plots) get their own virtualenv in
 # scripts that need them; the build and the test suite need none.
@@ -14,7 +17,9 @@ set -euo pipefail
 #   tests/bench   libgtest-dev libgmock-dev libbenchmark-dev
 #   scripts       python3 python3-venv python3-pip unzip (model download, golden data)
 #   launcher      openssh-client (Open MPI 4 refuses to start mpirun without an rsh agent)
-#   slurm tests   slurm-wlm munge (scripts/slurm_local.sh runs slurmctld, slurmd and munged)
+#   slurm         slurm-wlm munge (scripts/slurm_local.sh runs slurmctld, slurmd and munged), only
+#                 with `slurm`: the README's commands do not need them, and munge's installer
+#                 fails in some chroots and containers that the rest installs into fine
 packages=(
   build-essential cmake git pkg-config
   openmpi-bin libopenmpi-dev
@@ -23,8 +28,13 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-venv python3-pip unzip
   openssh-client
-  slurm-wlm munge
 )
+for group in "$@"; do
+  case $group in
+    slurm) packages+=(slurm-wlm munge) ;;
+    *) echo "setup: unknown group '$group' (known: slurm)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # slurm_local.sh: a real one-node Slurm cluster on this machine, for the `slurm` tests and for
-# trying jobs/ without a cluster. Uses Debian 12's packages (slurm-wlm, munge: scripts/setup.sh
-# installs them); needs root; needs no systemd.
+# trying jobs/ without a cluster. Uses Debian 12's packages (slurm-wlm, munge: `scripts/setup.sh
+# slurm` installs them); needs root; needs no systemd.
 #
 #   scripts/slurm_local.sh up       start munged (unless one runs), slurmctld and slurmd
 #   scripts/slurm_local.sh down     cancel every job, stop the daemons by their pid files
@@ -72,7 +72,7 @@ require_tools() {
     command -v "$t" >/dev/null || missing+=("$t")
   done
   [[ ${#missing[@]} -eq 0 ]] ||
-    die "missing ${missing[*]}: run scripts/setup.sh (Debian packages slurm-wlm and munge)"
+    die "missing ${missing[*]}: run scripts/setup.sh slurm (Debian packages slurm-wlm and munge)"
   [[ $(id -u) == 0 ]] || die "needs root (the daemons run as root and munged as user munge)"
 }
 
