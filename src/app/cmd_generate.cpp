@@ -19,6 +19,8 @@
 //                                  appended and fsync'ed (a deterministic kill for resume tests)
 //   INFLLM_TEST_STEP_DELAY_MS=M    sleep M ms after every engine step (a run slow enough to be
 //                                  signalled mid-way, even on a fast machine)
+//   INFLLM_TEST_FAIL_RANK=R        with INFLLM_TEST_FAIL_STEP=S: rank R throws an internal error
+//                                  after its Sth step (the others are then mid-exchange)
 #include <signal.h>
 #include <unistd.h>
 
@@ -433,7 +435,15 @@ int run_generate(const GenerateConfig& cfg) {
       progress->on_step(io::ProgressSample{prefill_total, decode_total, cs.sum.pool_used,
                                            cs.sum.pool_slots, cs.ledger_blocks});
     };
+    const long fail_rank =
+        std::getenv("INFLLM_TEST_FAIL_RANK") != nullptr ? env_number("INFLLM_TEST_FAIL_RANK") : -1;
+    const long fail_step = env_number("INFLLM_TEST_FAIL_STEP");
+    long steps_here = 0;
     hooks.after_step = [&] {
+      ++steps_here;
+      if (rank == fail_rank && steps_here == fail_step) {
+        throw InternalError("injected failure (INFLLM_TEST_FAIL_RANK/STEP)");
+      }
       if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
     };
     const dist::EngineSummary sum = engine.run(st.requests, st.to_run, hooks);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -130,6 +131,7 @@ Engine::Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* t
 }
 
 Engine::~Engine() {
+  if (std::uncaught_exceptions() > 0) return;  // collective frees: see ~RmaPool
   MPI_Comm_free(&attn_comm_);
   MPI_Comm_free(&comm_);
 }

@@ -1,6 +1,8 @@
 // mpi_session.cpp: see mpi_session.hpp.
 #include "dist/mpi_session.hpp"
 
+#include <exception>
+
 #include <cstdlib>
 #include <regex>
 
@@ -42,6 +44,9 @@ MpiSession::MpiSession(int* argc, char*** argv) {
 }
 
 MpiSession::~MpiSession() {
+  // MPI_Finalize is collective: not while an exception unwinds one rank alone (the caller's
+  // handler reports it; mpirun ends a job whose rank exits without finalizing).
+  if (std::uncaught_exceptions() > 0) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <exception>
 #include <string>
 
 #include "core/errors.hpp"
@@ -32,7 +33,10 @@ RmaPool::RmaPool(MPI_Comm comm, std::size_t slot_bytes, std::int32_t slots)
 }
 
 RmaPool::~RmaPool() {
-  if (win_ == MPI_WIN_NULL) return;
+  // NOTE: MPI_Win_free is collective. While an exception unwinds (one rank failing alone), the
+  // other ranks are in some other exchange and would never join it: leave the window to the
+  // process's end, so the exception reaches the handler that aborts the job (exit 3).
+  if (win_ == MPI_WIN_NULL || std::uncaught_exceptions() > 0) return;
   MPI_Win_unlock_all(win_);
   MPI_Win_free(&win_);
 }

@@ -68,6 +68,7 @@ NodeWeights::NodeWeights(MPI_Comm comm, const std::string& path) {
 }
 
 NodeWeights::~NodeWeights() {
+  if (std::uncaught_exceptions() > 0) return;  // collective frees: see ~RmaPool
   if (win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
   if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
 }

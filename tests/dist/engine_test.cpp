@@ -324,6 +324,22 @@ TEST_F(Engine, HdfOutputHoldsStepsAndLedgerSnapshots) {
   EXPECT_NE(results.out.find("ATTRIBUTE \"complete\""), std::string::npos);
 }
 
+// An exception on one rank in the middle of the run ends the whole job with exit 3 and a
+// message naming that rank, instead of leaving the other ranks blocked in an exchange.
+TEST_F(Engine, AnExceptionOnOneRankAbortsTheJobWithExitThree) {
+  const auto in = write("fail.jsonl", mixed_input());
+  const auto out = path("fail.out.jsonl");
+  const auto start = std::chrono::steady_clock::now();
+  const auto r =
+      infllm::testing::run_command("env INFLLM_TEST_FAIL_RANK=2 INFLLM_TEST_FAIL_STEP=5 " +
+                                   launcher(4) + " " + common(in, out) + " --kv-pool-mb 0.5");
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_NE(r.out.find("rank 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("injected failure"), std::string::npos) << r.out;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(100))
+      << "the other ranks were left waiting";
+}
+
 TEST_F(Engine, BadInputOnEveryRankExitsTwoWithOneMessage) {
   const auto r = mpi_infllm(4, common(path("missing.jsonl"), path("never.jsonl")));
   EXPECT_EQ(r.code, 2) << r.out;
