@@ -218,12 +218,17 @@ GeneratorStats Generator::run(std::vector<GenRequest> requests,
         budget -= n;
       }
     }
-    // Admit new requests while there is budget, room and a sequence slot.
+    // Admit new requests while there is budget, room and a sequence slot. Room means free
+    // blocks for the request's whole sequence so far plus its next token (as vLLM admits), so
+    // a request is not admitted only to be preempted by the growth of older ones; with nothing
+    // running, the oldest waiting request is admitted whatever its size.
     while (!waiting.empty() && budget > 0 &&
            static_cast<int>(running.size()) < options_.max_num_seqs && slots.free_count() > 0) {
       // Running stays sorted by arrival, so its back is always the youngest (a preempted
       // request that comes back takes its old place, and the oldest is never a victim).
       Seq* s = waiting.front().get();
+      const auto blocks = (static_cast<std::int64_t>(s->all.size()) + 1 + bt - 1) / bt;
+      if (!running.empty() && blocks > static_cast<std::int64_t>(slots.free_count())) break;
       const auto at = std::upper_bound(running.begin(), running.end(), s->order,
                                        [](std::size_t o, const auto& p) { return o < p->order; });
       running.insert(at, std::move(waiting.front()));
