@@ -42,6 +42,15 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
   pulled_ = pulled;
   row0_.assign(seqs_.size() + 1, 0);
   for (std::size_t s = 0; s < seqs_.size(); ++s) row0_[s + 1] = row0_[s] + tokens_[s];
+  const auto rows = static_cast<std::size_t>(row0_.back() * q_heads_);
+  const auto hd = static_cast<std::size_t>(head_dim_);
+  acc_o_.resize(rows * hd);
+  acc_m_.resize(rows);
+  acc_l_.resize(rows);
+  const bool any_pulled = pulled_ != nullptr;
+  pull_o_.resize(any_pulled ? rows * hd : 0);
+  pull_m_.resize(any_pulled ? rows : 0);
+  pull_l_.resize(any_pulled ? rows : 0);
   out_.clear();
   in_.clear();
   remote_ = false;
@@ -186,11 +195,9 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
 
   // This rank's own requests: partial states over the blocks at hand.
   const std::int64_t rows = row0_.back() * q_heads_;
-  std::vector<float> acc_o(static_cast<std::size_t>(rows * hd)),
-      acc_m(static_cast<std::size_t>(rows)), acc_l(static_cast<std::size_t>(rows));
   const auto acc_of = [&](std::size_t s) {
     const std::int64_t r = row0_[s] * q_heads_;
-    return cpu::MaOutput{acc_o.data() + r * hd, acc_m.data() + r, acc_l.data() + r};
+    return cpu::MaOutput{acc_o_.data() + r * hd, acc_m_.data() + r, acc_l_.data() + r};
   };
   if (!seqs_.empty()) {
     const cpu::MaParams params = partial_params(layer_index, q_heads_, hd);
@@ -212,12 +219,11 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
         which.push_back(s);
       }
       if (!pq.empty()) {
-        std::vector<float> po(static_cast<std::size_t>(rows * hd)),
-            pm(static_cast<std::size_t>(rows)), pl(static_cast<std::size_t>(rows));
         std::vector<cpu::MaOutput> pout;
         for (std::size_t s : which) {
           const std::int64_t r = row0_[s] * q_heads_;
-          pout.push_back(cpu::MaOutput{po.data() + r * hd, pm.data() + r, pl.data() + r});
+          pout.push_back(
+              cpu::MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
         }
         cpu::micro_attention(*pulled_, params, pq, pout);
         for (std::size_t i = 0; i < which.size(); ++i) {
@@ -259,8 +265,8 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
     }
   }
   if (out != nullptr && rows > 0) {
-    cpu::normalize_partials(cpu::PartialsView{acc_o.data(), acc_m.data(), acc_l.data()}, rows, hd,
-                            out);
+    cpu::normalize_partials(cpu::PartialsView{acc_o_.data(), acc_m_.data(), acc_l_.data()}, rows,
+                            hd, out);
   }
   const double t0 = now_s();
   INFLLM_MPI_CHECK(MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE));

@@ -99,6 +99,9 @@ class DistAttention final : public model::Attention {
   std::vector<Peer> in_;   // debtors that query this rank
   bool remote_ = false;
   AttentionTraffic traffic_;
+  // Per-layer buffers, sized once per step by plan(): this rank's partial states (o, m, l) and
+  // those of its pulled blocks.
+  std::vector<float> acc_o_, acc_m_, acc_l_, pull_o_, pull_m_, pull_l_;
 };
 
 }  // namespace infllm::dist
