@@ -141,25 +141,6 @@ model::GenRequest make_request(const io::Document& doc, const GenerateConfig& cf
   return r;
 }
 
-io::ResultRecord to_record(model::GenResult&& g) {
-  io::ResultRecord r;
-  r.id = std::move(g.id);
-  r.status = model::status_name(g.status);
-  r.reason = std::move(g.reason);
-  r.finish_reason = std::move(g.finish_reason);
-  r.tokens = std::move(g.tokens);
-  r.text = std::move(g.text);
-  r.prompt_tokens = g.prompt_tokens;
-  r.queue_s = g.queue_s;
-  r.first_token_s = g.first_token_s;
-  r.total_s = g.total_s;
-  r.preemptions = g.preemptions;
-  r.remote_blocks_max = g.remote_blocks_max;
-  r.creditors = std::move(g.creditors);
-  r.top_logprobs = std::move(g.top_logprobs);
-  return r;
-}
-
 // The options that change outputs: part of the fingerprint (io/fingerprint.hpp). Block size,
 // batching, threads and pool size are not (docs/design.md, Determinism).
 json output_options(const GenerateConfig& cfg) {
@@ -409,13 +390,12 @@ int run_generate(const GenerateConfig& cfg) {
     std::int64_t generated = 0;
     dist::EngineHooks hooks;
     hooks.stop = [] { return g_stop_signal.load() != 0; };
-    hooks.on_result = [&](model::GenResult&& g) {
+    hooks.on_result = [&](io::ResultRecord&& r) {
       ++finished;
-      generated += static_cast<std::int64_t>(g.tokens.size());
-      if (g.status != model::GenStatus::kDone) ++st.not_done;
-      const std::string status = model::status_name(g.status);
-      st.by_status[status] = st.by_status.value(status, 0) + 1;
-      st.sink->append(to_record(std::move(g)));
+      generated += static_cast<std::int64_t>(r.tokens.size());
+      if (r.status != "done") ++st.not_done;
+      st.by_status[r.status] = st.by_status.value(r.status, 0) + 1;
+      st.sink->append(r);
       if (progress) progress->on_result();
       if (kill_after > 0 && finished == static_cast<std::size_t>(kill_after)) {
         st.sink->flush();

@@ -113,6 +113,25 @@ std::vector<std::uint8_t> scatter_bytes(MPI_Comm comm, int rank, int size,
 
 }  // namespace
 
+io::ResultRecord to_record(model::GenResult&& g) {
+  io::ResultRecord r;
+  r.id = std::move(g.id);
+  r.status = model::status_name(g.status);
+  r.reason = std::move(g.reason);
+  r.finish_reason = std::move(g.finish_reason);
+  r.tokens = std::move(g.tokens);
+  r.text = std::move(g.text);
+  r.prompt_tokens = g.prompt_tokens;
+  r.queue_s = g.queue_s;
+  r.first_token_s = g.first_token_s;
+  r.total_s = g.total_s;
+  r.preemptions = g.preemptions;
+  r.remote_blocks_max = g.remote_blocks_max;
+  r.creditors = std::move(g.creditors);
+  r.top_logprobs = std::move(g.top_logprobs);
+  return r;
+}
+
 Engine::Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* tokenizer,
                const EngineOptions& options)
     : forward_(forward), tokenizer_(tokenizer), options_(options) {
@@ -162,9 +181,11 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
   rc.capacity = options_.pool_slots;
   rc.block_tokens = bt;
   rc.max_lend_fraction = options_.max_lend_fraction;
-  // NOTE: a prefill chunk takes at most a quarter of the pool in new blocks, so a request can
-  // always make room for its next chunk by pushing full blocks out: a chunk as large as the pool
-  // would need more pushable blocks than the request has, which the gManager must count as unmet.
+  // NOTE: the engine caps a prefill chunk at a quarter of the pool in new blocks, so a request
+  // can always make room for its next chunk by pushing full blocks out: a chunk as large as the
+  // pool would need more pushable blocks than the request has, which the gManager counts as
+  // unmet (and would fail a request that fits). A configuration choice of this engine, not an
+  // rManager rule: the rManager's own tests drive tiny pools with whole-pool chunks on purpose.
   const std::int64_t max_chunk = std::max<std::int64_t>(
       bt, std::min<std::int64_t>(options_.max_batch_tokens,
                                  static_cast<std::int64_t>(bt) * options_.pool_slots / 4));
@@ -181,15 +202,14 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
     gc.ranks_per_node = std::max(1, options_.ranks_per_node);
     gc.policy = KvPolicy::kPooled;
     gc.block_tokens = bt;
-    gc.dgfm_max_moves = options_.dgfm
-                            ? std::max<std::int64_t>(1, options_.dgfm_budget_bytes /
-                                                            static_cast<std::int64_t>(block_bytes))
-                            : 0;
+    // The byte budget in whole rBlocks: below one rBlock, no move (as --dgfm off).
+    gc.dgfm_max_moves =
+        options_.dgfm ? options_.dgfm_budget_bytes / static_cast<std::int64_t>(block_bytes) : 0;
     gm.emplace(gc);
     for (std::size_t idx : to_run) {
       const model::GenRequest& r = requests.at(idx);
       if (const auto v = model::admission_verdict(r, max_pos)) {
-        hooks.on_result(ended(r, v->first, v->second));
+        hooks.on_result(to_record(ended(r, v->first, v->second)));
         continue;
       }
       const auto prompt = static_cast<std::int64_t>(r.prompt.size());
@@ -197,13 +217,14 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
                              std::min<std::int64_t>(r.max_new_tokens, max_pos - prompt),
                              static_cast<std::int64_t>(idx)};
       if (const auto v = gm->submit(spec)) {
-        hooks.on_result(ended(r, model::GenStatus::kRejected, end_reason_name(v->reason)));
+        hooks.on_result(
+            to_record(ended(r, model::GenStatus::kRejected, end_reason_name(v->reason))));
       }
     }
   }
 
   std::map<RequestId, Seq> seqs;
-  std::vector<std::pair<RequestId, model::GenResult>> pending;
+  std::vector<std::pair<RequestId, io::ResultRecord>> pending;
   std::map<std::int64_t, std::pair<RequestId, std::vector<std::byte>>> staged;  // move -> copy
   StepStats stats;
   for (std::int64_t step = 1;; ++step) {
@@ -238,7 +259,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
           auto res = ended(requests.at(static_cast<std::size_t>(v.request.value())),
                            model::GenStatus::kFailed, end_reason_name(v.reason));
           res.preemptions = preempted[v.request];
-          hooks.on_result(std::move(res));
+          hooks.on_result(to_record(std::move(res)));
         }
       }
       const bool end = gm->queued() == 0 && gm->running() == 0;
@@ -281,6 +302,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
     for (RequestId q : d.preempt) seqs.erase(q);
     for (const Verdict& v : d.fail) seqs.erase(v.request);
     // Committed moves that went through scratch: their copy goes into the vacated slot now.
+    bool wrote = false;
     for (const BlockMove& m : d.commits) {
       if (m.home != me || !m.via_scratch) continue;
       const auto it = staged.find(m.id.value());
@@ -289,11 +311,12 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
         std::memcpy(pool.local(m.to.slot).data(), it->second.second.data(), block_bytes);
       } else {
         pool.put(it->second.second.data(), block_bytes, m.to);
+        wrote = true;
       }
       stats.dgfm_bytes += static_cast<std::int64_t>(block_bytes);
       staged.erase(it);
     }
-    pool.flush_all();  // the scratch writes land before anyone reads them this step
+    if (wrote) pool.flush_all();  // the scratch writes land before anyone reads them this step
     std::erase_if(staged, [&](const auto& kv) { return seqs.count(kv.second.first) == 0; });
     for (const Placement& p : d.placements) {
       Seq s;
@@ -448,7 +471,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
       r.remote_blocks_max = q.remote_max;
       r.creditors.assign(q.creditors.begin(), q.creditors.end());
       rm.finish_request(id);
-      pending.emplace_back(id, std::move(r));
+      pending.emplace_back(id, to_record(std::move(r)));
       seqs.erase(id);
     }
     const auto tc = Clock::now();
@@ -521,7 +544,7 @@ EngineSummary Engine::run_local(const std::vector<model::GenRequest>& requests,
         any_stopped = any_stopped || (!buf.empty() && buf[0] != 0);
         if (block) return;
       } else {
-        hooks.on_result(decode_result(buf.data(), buf.size()));
+        hooks.on_result(decode_record(buf.data(), buf.size()));
         if (block) return;
       }
     }
@@ -554,10 +577,10 @@ EngineSummary Engine::run_local(const std::vector<model::GenRequest>& requests,
       std::move(mine),
       [&](model::GenResult&& g) {
         if (rank_ == 0) {
-          hooks.on_result(std::move(g));
+          hooks.on_result(to_record(std::move(g)));
           return;
         }
-        outbox.emplace_back(encode(g), MPI_REQUEST_NULL);
+        outbox.emplace_back(encode(to_record(std::move(g))), MPI_REQUEST_NULL);
         auto& o = outbox.back();
         INFLLM_MPI_CHECK(MPI_Isend(o.first.data(), static_cast<int>(o.first.size()), MPI_BYTE, 0,
                                    kResultTag, comm_, &o.second));

@@ -28,6 +28,7 @@
 
 #include "core/kv_policy.hpp"
 #include "dist/wire.hpp"
+#include "io/results.hpp"
 #include "model/forward.hpp"
 #include "model/generator.hpp"
 
@@ -81,10 +82,13 @@ struct EngineSummary {
 
 struct EngineHooks {
   std::function<bool()> stop;                         // every rank, every boundary
-  std::function<void(model::GenResult&&)> on_result;  // rank 0
+  std::function<void(io::ResultRecord&&)> on_result;  // rank 0
   std::function<void(const ClusterStep&)> on_step;    // rank 0
   std::function<void()> after_step;                   // every rank
 };
+
+// A finished request's result as the output records it.
+io::ResultRecord to_record(model::GenResult&& result);
 
 class Engine {
  public:

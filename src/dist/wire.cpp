@@ -72,51 +72,6 @@ std::vector<T> vector_of(const json& j, F f) {
   return v;
 }
 
-json result_json(const model::GenResult& r) {
-  json lp = json::array();
-  for (const auto& tok : r.top_logprobs) {
-    json t = json::array();
-    for (const auto& [id, p] : tok) t.push_back(json::array({id, p}));
-    lp.push_back(std::move(t));
-  }
-  return {{"id", r.id},
-          {"st", static_cast<int>(r.status)},
-          {"re", r.reason},
-          {"fr", r.finish_reason},
-          {"tk", r.tokens},
-          {"tx", r.text},
-          {"pt", r.prompt_tokens},
-          {"lp", std::move(lp)},
-          {"qs", r.queue_s},
-          {"fs", r.first_token_s},
-          {"ts", r.total_s},
-          {"pe", r.preemptions},
-          {"rb", r.remote_blocks_max},
-          {"cr", r.creditors}};
-}
-model::GenResult result_from(const json& j) {
-  model::GenResult r;
-  r.id = j.at("id").get<std::string>();
-  r.status = static_cast<model::GenStatus>(j.at("st").get<int>());
-  r.reason = j.at("re").get<std::string>();
-  r.finish_reason = j.at("fr").get<std::string>();
-  r.tokens = j.at("tk").get<std::vector<std::int32_t>>();
-  r.text = j.at("tx").get<std::string>();
-  r.prompt_tokens = j.at("pt").get<std::int64_t>();
-  for (const auto& tok : j.at("lp")) {
-    std::vector<std::pair<std::int32_t, double>> t;
-    for (const auto& p : tok) t.emplace_back(p.at(0).get<std::int32_t>(), p.at(1).get<double>());
-    r.top_logprobs.push_back(std::move(t));
-  }
-  r.queue_s = j.at("qs").get<double>();
-  r.first_token_s = j.at("fs").get<double>();
-  r.total_s = j.at("ts").get<double>();
-  r.preemptions = j.at("pe").get<int>();
-  r.remote_blocks_max = j.at("rb").get<std::int64_t>();
-  r.creditors = j.at("cr").get<std::vector<std::int32_t>>();
-  return r;
-}
-
 json stats_json(const StepStats& s) {
   return json::array({s.prefill_tokens, s.decode_tokens, s.batch, s.local_blocks, s.remote_blocks,
                       s.push_bytes, s.pull_bytes, s.query_bytes, s.partial_bytes, s.dgfm_bytes,
@@ -144,12 +99,12 @@ StepStats stats_from(const json& j) {
 
 }  // namespace
 
-std::vector<std::uint8_t> encode(const model::GenResult& result) {
-  return json::to_msgpack(result_json(result));
+std::vector<std::uint8_t> encode(const io::ResultRecord& record) {
+  return json::to_msgpack(io::to_json(record));
 }
 
-model::GenResult decode_result(const std::uint8_t* data, std::size_t size) {
-  return result_from(json::from_msgpack(data, data + size));
+io::ResultRecord decode_record(const std::uint8_t* data, std::size_t size) {
+  return io::record_from_json(json::from_msgpack(data, data + size), "control message", "result");
 }
 
 std::vector<std::uint8_t> encode(const ReportPacket& p) {
@@ -169,7 +124,7 @@ std::vector<std::uint8_t> encode(const ReportPacket& p) {
             {"stop", r.stop},
             {"stats", stats_json(p.stats)},
             {"res", array_of(p.results, [](const auto& x) {
-               return json::array({x.first.value(), result_json(x.second)});
+               return json::array({x.first.value(), io::to_json(x.second)});
              })}};
   return json::to_msgpack(j);
 }
@@ -193,7 +148,8 @@ ReportPacket decode_report(const std::uint8_t* data, std::size_t size) {
   r.stop = j.at("stop").get<bool>();
   p.stats = stats_from(j.at("stats"));
   for (const auto& x : j.at("res")) {
-    p.results.emplace_back(RequestId{x.at(0).get<std::int64_t>()}, result_from(x.at(1)));
+    p.results.emplace_back(RequestId{x.at(0).get<std::int64_t>()},
+                           io::record_from_json(x.at(1), "control message", "result"));
   }
   return p;
 }

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/kv_messages.hpp"
-#include "model/generator.hpp"
+#include "io/results.hpp"
 
 namespace infllm::dist {
 
@@ -36,7 +36,7 @@ struct ReportPacket {
   StepReport report;
   StepStats stats;
   // Requests that ended here since the last boundary, with their results.
-  std::vector<std::pair<RequestId, model::GenResult>> results;
+  std::vector<std::pair<RequestId, io::ResultRecord>> results;
 };
 
 struct DecisionPacket {
@@ -44,8 +44,9 @@ struct DecisionPacket {
   bool end = false;  // nothing left anywhere: leave the step loop
 };
 
-std::vector<std::uint8_t> encode(const model::GenResult& result);
-model::GenResult decode_result(const std::uint8_t* data, std::size_t size);
+// A result record travels in the output's own JSON form (io::to_json / io::record_from_json).
+std::vector<std::uint8_t> encode(const io::ResultRecord& record);
+io::ResultRecord decode_record(const std::uint8_t* data, std::size_t size);
 std::vector<std::uint8_t> encode(const ReportPacket& packet);
 ReportPacket decode_report(const std::uint8_t* data, std::size_t size);
 std::vector<std::uint8_t> encode(const DecisionPacket& packet);

@@ -245,6 +245,20 @@ TEST_F(Engine, DgfmBringsBorrowedBlocksHomeOutputsUnchanged) {
   EXPECT_LT(std::distance(zero_off, off.end()), std::distance(zero_on, on.end()));
 }
 
+// The DGFM's byte budget per boundary counts whole rBlocks: below one rBlock (16 KiB for micro),
+// no move at all.
+TEST_F(Engine, DgfmBudgetBelowOneRBlockMovesNothing) {
+  const auto in = write("budget.jsonl", dgfm_input());
+  const auto metrics = path("budget.metrics.json");
+  const auto r =
+      mpi_infllm(2, common(in, path("budget.jsonl.out.jsonl")) +
+                        " --kv-pool-mb 0.625 --dgfm-budget-mb 0.01 --metrics " + metrics);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json m = read_json(metrics);
+  EXPECT_GT(m["loans_total"].get<int>(), 0);
+  EXPECT_EQ(m["dgfm_moves"], 0);
+}
+
 // 2,000 tokens + 8 new: 126 rBlocks. One 1.5 MiB pool holds 96; 4 pools lending half hold 240.
 TEST_F(Engine, PooledServesWhatLocalRejects) {
   const auto in = write("big.jsonl", doc("big", 2000, 8, 7) + doc("small", 50, 8, 8));
