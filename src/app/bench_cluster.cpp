@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "app/bench.hpp"
+#include "core/block_geometry.hpp"
+#include "model/make_model.hpp"
 
 namespace {
 
@@ -118,14 +120,20 @@ int footer(const Env& e) {
   return e.ok ? 0 : 1;
 }
 
-// micro's rBlock at 16 tokens: 2 layers x (K + V) x 2 KV heads x 16 x 32 x 4 bytes.
-constexpr double kMicroBlockBytes = 2 * 2 * 2 * 16 * 32 * 4;
+// The f32 rBlock of 16 tokens of a make-model preset, in bytes.
+double block_bytes_of(const std::string& preset) {
+  const infllm::model::ModelConfig& c = infllm::model::find_preset(preset).config;
+  return static_cast<double>(
+      infllm::BlockGeometry{16, static_cast<int>(c.num_layers), static_cast<int>(c.num_kv_heads),
+                            static_cast<int>(c.head_dim), infllm::KvDtype::kF32}
+          .block_bytes());
+}
 
 int capacity(int, char**, const infllm::app::BenchOptions& o) {
   Env e = make_env("capacity");
   const std::string model = make_model(e, "micro");
   const int slots = o.full ? 64 : 32;  // per rank
-  const double pool_mb = slots * kMicroBlockBytes / 1048576.0;
+  const double pool_mb = slots * block_bytes_of("micro") / 1048576.0;
   const double lend = 0.5;
   const std::vector<int> ranks_list = {2, 4, 8};
   std::printf(
@@ -191,7 +199,7 @@ int mixed(int, char**, const infllm::app::BenchOptions& o) {
   const fs::path input = e.dir / "mixed.jsonl";
   std::ofstream(input) << text;
   // The pool holds `slots` rBlocks of the model used.
-  const double block_bytes = o.full ? 4 * 2 * 2 * 16 * 64 * 4 : kMicroBlockBytes;
+  const double block_bytes = block_bytes_of(o.full ? "small" : "micro");
   const double pool_mb = slots * block_bytes / 1048576.0;
   std::printf(
       "# mixed: %d ranks, %s model, %d long documents of up to %lld tokens (+%d new) and "
@@ -230,7 +238,7 @@ int remote_attention(int, char**, const infllm::app::BenchOptions& o) {
   Env e = make_env("remote");
   const std::string preset = o.full ? "small" : "micro";
   const std::string model = make_model(e, preset);
-  const double block_bytes = o.full ? 4 * 2 * 2 * 16 * 64 * 4 : kMicroBlockBytes;
+  const double block_bytes = block_bytes_of(o.full ? "small" : "micro");
   const std::int64_t len = o.full ? 8000 : 4000;
   const int decode = 64;
   const fs::path input = e.dir / "one.jsonl";
