@@ -6,7 +6,8 @@
 //                     local, N = 2, 4, 8: a ladder of documents (a quarter pool apart) in one
 //                     run; the longest one done. Ratio against the ideal N and against the
 //                     lending bound 1 + (N - 1) * max_lend_fraction.
-//   mixed             a few long and many short documents on 4 ranks, pooled vs local:
+//   mixed             a few long and many short documents on 4 ranks (--ranks N), pooled vs
+//                     local (--fill-waits MODE is passed to the pooled run):
 //                     tokens/s of the whole job and its ratio (the paper's 1.35-3.4x on GPUs).
 //   remote-attention  decode of one long document whose KV lives on 1..3 creditors: step time
 //                     and bytes moved per decode step, push-query vs pull-KV vs all-local.
@@ -19,6 +20,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -29,6 +31,7 @@
 
 #include "app/bench.hpp"
 #include "core/block_geometry.hpp"
+#include "core/errors.hpp"
 #include "model/make_model.hpp"
 
 namespace {
@@ -41,6 +44,13 @@ struct Env {
   fs::path dir;      // scratch
   bool ok = true;
 };
+
+std::string arg_value(int argc, char** argv, const char* name, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return fallback;
+}
 
 int shell(const std::string& cmd) {
   const int status = std::system(cmd.c_str());
@@ -176,10 +186,12 @@ int capacity(int, char**, const infllm::app::BenchOptions& o) {
   return footer(e);
 }
 
-int mixed(int, char**, const infllm::app::BenchOptions& o) {
+int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   Env e = make_env("mixed");
   const std::string model = make_model(e, o.full ? "small" : "micro");
-  const int ranks = 4;
+  const int ranks = std::stoi(arg_value(argc, argv, "--ranks", "4"));
+  const std::string fill = arg_value(argc, argv, "--fill-waits", "auto");
+  if (ranks < 2 || ranks > 64) throw infllm::UsageError("ranks", "must be 2..64");
   // Long documents that each take 60-95% of one pool (long prompts, short answers: the
   // long-document summarization case) among many short chat-sized requests.
   const int slots = 64;
@@ -203,17 +215,18 @@ int mixed(int, char**, const infllm::app::BenchOptions& o) {
   const double pool_mb = slots * block_bytes / 1048576.0;
   std::printf(
       "# mixed: %d ranks, %s model, %d long documents of up to %lld tokens (+%d new) and "
-      "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB)\n",
+      "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB); --fill-waits %s\n",
       ranks, o.full ? "small" : "micro", longs, static_cast<long long>(long_len), long_new, shorts,
-      short_len, short_new, slots, pool_mb);
+      short_len, short_new, slots, pool_mb, fill.c_str());
   std::printf("%8s %6s %10s %12s %10s %10s %8s\n", "policy", "done", "wall s", "tokens", "tok/s",
               "loans", "preempt");
   double tps[2] = {0, 0};
   for (int p = 0; p < 2; ++p) {
     const std::string policy = p == 0 ? "local" : "pooled";
-    char args[128];
-    std::snprintf(args, sizeof args, "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32", pool_mb,
-                  policy.c_str());
+    char args[160];
+    std::snprintf(args, sizeof args,
+                  "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32 --fill-waits %s", pool_mb,
+                  policy.c_str(), fill.c_str());
     const Run r = generate(e, ranks, model, input.string(), args, policy);
     if (r.code != 0) e.ok = false;
     std::int64_t tokens = 0, done = 0;

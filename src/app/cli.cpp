@@ -97,6 +97,13 @@ RemoteAttention parse_remote_attention(const std::string& v) {
   throw UsageError("remote-attention", "'" + v + "' is not one of push-query, pull-kv, auto");
 }
 
+FillWaits parse_fill_waits(const std::string& v) {
+  if (v == "auto") return FillWaits::kAuto;
+  if (v == "on") return FillWaits::kOn;
+  if (v == "off") return FillWaits::kOff;
+  throw UsageError("fill-waits", "'" + v + "' is not one of auto, on, off");
+}
+
 bool parse_on_off(const char* name, const std::string& v) {
   if (v == "on") return true;
   if (v == "off") return false;
@@ -108,7 +115,8 @@ bool parse_on_off(const char* name, const std::string& v) {
 Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   Parsed<GenerateConfig> out;
   GenerateConfig& c = out.config;
-  std::string kv_policy = "pooled", remote = "auto", dgfm = "on";
+  std::string kv_policy = "pooled", remote = "auto", dgfm = "on",
+              fill_waits = "auto";
   po::options_description job("job");
   job.add_options()
       ("help,h", "show this help")
@@ -143,7 +151,8 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("kv-policy", po::value(&kv_policy)->default_value(kv_policy), "pooled | local")
       ("remote-attention", po::value(&remote)->default_value(remote), "push-query | pull-kv | auto")
       ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps")
-      ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB");
+      ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB")
+      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "auto | on | off: a rank done with its step before the others runs extra steps of its all-local requests (pooled; auto: on unless ranks x threads exceed the node's cores)");
   po::options_description all;
   all.add(job).add(sampling).add(kv);
 
@@ -155,6 +164,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   c.kv_policy = parse_kv_policy(kv_policy);
   c.remote_attention = parse_remote_attention(remote);
   c.dgfm = parse_on_off("dgfm", dgfm);
+  c.fill_waits = parse_fill_waits(fill_waits);
   require_range("max-new-tokens", c.max_new_tokens, 0, 1 << 24);
   require_range("min-new-tokens", c.min_new_tokens, 0, c.max_new_tokens);
   require_range("temperature", c.temperature, 0.0, 100.0);
@@ -226,7 +236,9 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
         ("name", po::value<std::string>(), "benchmark name")
         ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)")
         ("model", po::value<std::string>(), "model for `forward` (default: the cached SmolLM2)")
-        ("threads", po::value<int>(), "threads per rank for `forward` (default: all cores)");
+        ("threads", po::value<int>(), "threads per rank for `forward` (default: all cores)")
+        ("ranks", po::value<int>(), "ranks for `mixed` (default: 4)")
+        ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: auto)");
     positional.add("name", 1);
     usage += " NAME [--full]";
   } else if (subcommand == "simulate") {

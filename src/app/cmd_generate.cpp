@@ -19,6 +19,8 @@
 //                                  appended and fsync'ed (a deterministic kill for resume tests)
 //   INFLLM_TEST_STEP_DELAY_MS=M    sleep M ms after every engine step (a run slow enough to be
 //                                  signalled mid-way, even on a fast machine)
+//   INFLLM_TEST_DELAY_RANK=R       with INFLLM_TEST_STEP_DELAY_MS: only rank R sleeps (a rank
+//                                  slower than the others, whose wait they fill)
 //   INFLLM_TEST_FAIL_RANK=R        with INFLLM_TEST_FAIL_STEP=S: rank R throws an internal error
 //                                  after its Sth step (the others are then mid-exchange)
 #include <signal.h>
@@ -311,6 +313,11 @@ int run_generate(const GenerateConfig& cfg) {
   dist::MpiSession mpi(nullptr, nullptr);
   const int rank = mpi.rank(), ranks = mpi.size();
   cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(mpi.node_size()));
+  // Filling a wait for slower ranks needs an idle core: not on an oversubscribed node.
+  const bool fill_waits =
+      cfg.fill_waits == FillWaits::kOn ||
+      (cfg.fill_waits == FillWaits::kAuto &&
+       static_cast<long>(mpi.node_size()) * cpu::threads() <= cpu::available_cores());
 
   // 1. Everything that can be wrong with the inputs, before the output exists; all ranks agree.
   Setup st;
@@ -345,7 +352,11 @@ int run_generate(const GenerateConfig& cfg) {
               << st.weights->bytes() / 1048576 << " MiB of weights), kv-policy "
               << (cfg.kv_policy == KvPolicy::kLocal ? "local" : "pooled") << "; pool " << st.slots
               << " rBlocks of " << st.block_bytes << " bytes per rank; " << cpu::threads()
-              << " threads per rank\n";
+              << " threads per rank"
+              << (ranks > 1 && cfg.kv_policy == KvPolicy::kPooled
+                      ? (fill_waits ? "; fill-waits on" : "; fill-waits off")
+                      : "")
+              << "\n";
     if (cfg.resume) {
       std::cerr << "infllm generate: resuming " << cfg.output << ": " << st.earlier_ids.size()
                 << " finished earlier, " << st.to_run.size() << " to run";
@@ -374,6 +385,7 @@ int run_generate(const GenerateConfig& cfg) {
                          ? dist::RemoteMode::kPushQuery
                          : dist::RemoteMode::kAuto;
     options.dgfm = cfg.dgfm;
+    options.fill_waits = fill_waits;
     options.dgfm_budget_bytes = static_cast<std::int64_t>(cfg.dgfm_budget_mb * 1048576.0);
     options.ranks_per_node = mpi.node_size();
     options.eos_ids = eos_ids(m, *st.tok);
@@ -385,7 +397,10 @@ int run_generate(const GenerateConfig& cfg) {
                        st.earlier_ids.size());
     }
     const long kill_after = env_number("INFLLM_TEST_KILL_AFTER");
-    const long step_delay_ms = env_number("INFLLM_TEST_STEP_DELAY_MS");
+    const long delay_rank =
+        std::getenv("INFLLM_TEST_DELAY_RANK") != nullptr ? env_number("INFLLM_TEST_DELAY_RANK") : -1;
+    const long step_delay_ms =
+        delay_rank < 0 || delay_rank == rank ? env_number("INFLLM_TEST_STEP_DELAY_MS") : 0;
     std::size_t finished = 0;
     std::int64_t generated = 0;
     dist::EngineHooks hooks;
@@ -453,6 +468,7 @@ int run_generate(const GenerateConfig& cfg) {
                          {"compute_s", cs.sum.compute_s},
                          {"wait_s", cs.sum.wait_s},
                          {"comm_s", cs.sum.comm_s},
+                         {"fill_steps", cs.sum.fill_steps},
                          {"wall_s", cs.wall_s}});
       }
       const json metrics = {
@@ -467,6 +483,7 @@ int run_generate(const GenerateConfig& cfg) {
           {"tokens_per_s",
            seconds > 0 ? double(sum.prefill_tokens + sum.decode_tokens) / seconds : 0.0},
           {"steps", sum.steps},
+          {"fill_steps", sum.totals.fill_steps},
           {"preemptions", sum.preemptions},
           {"pool_slots", st.slots},
           {"pool_used_hwm", sum.totals.pool_used},

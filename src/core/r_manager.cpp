@@ -224,9 +224,23 @@ void RManager::apply(const RankDecision& d) {
 }
 
 std::vector<Growth> RManager::grow_step(StepOutcome* outcome) {
+  return grow(next_batch(), outcome);
+}
+
+std::vector<Growth> RManager::grow_home_step(const BatchLimits& limits) {
+  std::vector<BatchCandidate> candidates;
+  for (const auto& [id, p] : requests_) {
+    if (p.table.count(BlockState::kLocal) != p.table.size()) continue;
+    candidates.push_back(BatchCandidate{id, p.spec.age, p.spec.prompt_tokens - p.prefilled,
+                                        p.spec.max_new_tokens - p.generated});
+  }
+  return grow(plan_batch(std::move(candidates), limits), nullptr);
+}
+
+std::vector<Growth> RManager::grow(const std::vector<BatchItem>& batch, StepOutcome* outcome) {
   StepOutcome out;
   std::vector<Growth> grown;
-  for (const BatchItem& item : next_batch()) {
+  for (const BatchItem& item : batch) {
     RequestProgress& p = requests_.at(item.request);
     BlockTable& t = p.table;
     const std::int64_t first_pos = t.tokens();

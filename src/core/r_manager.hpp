@@ -88,6 +88,11 @@ class RManager {
   // that get no slot wait). Returns what each item appended, in batch order; `outcome` (if not
   // null) gets the counts. Finishing is the caller's: finish_request() after sampling.
   std::vector<Growth> grow_step(StepOutcome* outcome = nullptr);
+  // An extra step between two boundaries (the engine fills a wait for slower ranks with it):
+  // only requests whose blocks all sit in this pool as plain local blocks (nothing lent out,
+  // pushing or moving), batched under `limits`; new tails in local slots as in grow_step. No
+  // decision of the last boundary is touched: what it grows is reported at the next one.
+  std::vector<Growth> grow_home_step(const BatchLimits& limits);
   // The request ended (EOS, stop string, length): its home slots are freed, its remote slots
   // travel in the next report.
   void finish_request(RequestId request);
@@ -109,6 +114,7 @@ class RManager {
 
  private:
   std::vector<BatchItem> next_batch() const;
+  std::vector<Growth> grow(const std::vector<BatchItem>& batch, StepOutcome* outcome);
   std::int32_t blocks_needed(const std::vector<BatchItem>& batch) const;
   // Frees what the request holds here; `finished`: remember its remote slots until the report.
   void drop_request(RequestId request, bool finished = false);

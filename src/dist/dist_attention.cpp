@@ -35,7 +35,8 @@ DistAttention::DistAttention(MPI_Comm comm, const cpu::KvPool& pool, int q_heads
     : comm_(comm), pool_(pool), q_heads_(q_heads), head_dim_(pool.geometry.head_dim) {}
 
 void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
-                         std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled) {
+                         std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled,
+                         bool exchange) {
   seqs_ = std::move(seqs);
   tokens_ = std::move(tokens);
   first_pos_ = std::move(first_pos);
@@ -84,6 +85,12 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
     }
   }
   if (size == 1) return;
+  if (!exchange) {
+    if (!headers.empty()) {
+      throw InternalError("DistAttention: a query to send in a step planned without exchange");
+    }
+    return;
+  }
   // Who sends whom a header of how many integers.
   std::vector<std::int64_t> send_counts(static_cast<std::size_t>(size), 0);
   std::vector<std::int64_t> recv_counts(static_cast<std::size_t>(size), 0);

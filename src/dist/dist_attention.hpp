@@ -53,10 +53,12 @@ class DistAttention final : public model::Attention {
   // memory), which creditors read for the queries they serve.
   DistAttention(MPI_Comm comm, const cpu::KvPool& pool, int q_heads);
 
-  // Collective over comm, every rank every step. `seqs[s]` is batch item s's plan;
-  // `tokens[s]` and `first_pos[s]` its query rows this step.
+  // Every rank every step. `seqs[s]` is batch item s's plan; `tokens[s]` and `first_pos[s]`
+  // its query rows this step. With `exchange` (the same on every rank) it is collective over
+  // comm: ranks learn who sends them queries. Without, no rank may send any (checked).
   void plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
-            std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled);
+            std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled,
+            bool exchange = true);
   // Whether any rank will send this rank a query this step.
   bool serving() const { return !in_.empty(); }
   // Whether this rank's batch reads anything beyond its own pool.

@@ -56,6 +56,7 @@ void add(StepStats& a, const StepStats& b) {
   a.compute_s += b.compute_s;
   a.wait_s += b.wait_s;
   a.comm_s += b.comm_s;
+  a.fill_steps += b.fill_steps;
 }
 
 // One request this rank is home to.
@@ -227,6 +228,84 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
   std::vector<std::pair<RequestId, io::ResultRecord>> pending;
   std::map<std::int64_t, std::pair<RequestId, std::vector<std::byte>>> staged;  // move -> copy
   StepStats stats;
+  // Sampling and stopping after a forward pass of `batch` (grown as `growth`).
+  const auto accept = [&](const std::vector<Growth>& growth,
+                          const std::vector<model::StepSequence>& batch,
+                          std::vector<float>& logits) {
+    std::size_t row = 0;
+    for (std::size_t s = 0; s < growth.size(); ++s) {
+      if (!batch[s].want_logits) continue;
+      const RequestId id = growth[s].request;
+      Seq& q = seqs.at(id);
+      std::span<float> l(logits.data() + row * vocab, vocab);
+      ++row;
+      if (!q.first_token) {
+        q.first_token = true;
+        q.result.first_token_s = since(t0);
+      }
+      const std::string finish =
+          model::accept_token(*q.req, l, options_.eos_ids, tokenizer_, max_pos, q.all, q.result);
+      if (finish.empty()) continue;
+      model::GenResult& r = q.result;
+      r.status = model::GenStatus::kDone;
+      r.finish_reason = finish;
+      r.total_s = since(t0);
+      if (tokenizer_ != nullptr && r.text.empty()) {
+        r.text = tokenizer_->decode_text(r.tokens, /*skip_special=*/true);
+      }
+      r.remote_blocks_max = q.remote_max;
+      r.creditors.assign(q.creditors.begin(), q.creditors.end());
+      rm.finish_request(id);
+      pending.emplace_back(id, to_record(std::move(r)));
+      seqs.erase(id);
+    }
+  };
+  // Filling the wait for slower ranks (--fill-waits): after its step, a rank posts a
+  // nonblocking barrier and, until every rank has posted it, runs extra steps of the requests
+  // whose KV is all in its own pool. They touch no other rank's memory and no block of the
+  // last boundary's decisions (RManager::grow_home_step), so the boundary that follows sees
+  // them as part of this step. Small batches (an eighth of the token budget) keep the last
+  // rank to arrive from waiting long for the others' extra step.
+  model::Attention home_attention;
+  BatchLimits fill_limits = rc.batch;
+  fill_limits.max_batch_tokens =
+      std::max<std::int64_t>(options_.max_num_seqs, rc.batch.max_batch_tokens / 8);
+  fill_limits.max_chunk = std::min(fill_limits.max_chunk, fill_limits.max_batch_tokens);
+  const auto fill_wait = [&](StepStats& st) {
+    MPI_Request all_done = MPI_REQUEST_NULL;
+    INFLLM_MPI_CHECK(MPI_Ibarrier(comm_, &all_done));
+    for (;;) {
+      int done = 0;
+      INFLLM_MPI_CHECK(MPI_Test(&all_done, &done, MPI_STATUS_IGNORE));
+      if (done != 0) return;
+      const std::vector<Growth> growth = rm.grow_home_step(fill_limits);
+      if (growth.empty()) break;
+      const auto tf = Clock::now();
+      std::vector<model::StepSequence> batch(growth.size());
+      std::vector<std::vector<SlotId>> slot_lists(growth.size());
+      for (std::size_t s = 0; s < growth.size(); ++s) {
+        const Growth& g = growth[s];
+        Seq& q = seqs.at(g.request);
+        for (const BlockEntry& e : rm.requests().at(g.request).table.entries()) {
+          slot_lists[s].push_back(e.ref.slot);
+        }
+        const std::int64_t end = g.first_pos + g.tokens;
+        batch[s] = model::StepSequence{
+            std::span(q.all).subspan(static_cast<std::size_t>(g.first_pos),
+                                     static_cast<std::size_t>(g.tokens)),
+            g.first_pos, slot_lists[s], end == static_cast<std::int64_t>(q.all.size())};
+        (g.prefill ? st.prefill_tokens : st.decode_tokens) += g.tokens;
+        st.local_blocks += static_cast<std::int64_t>(slot_lists[s].size());
+      }
+      std::vector<float> logits = forward_.step(batch, store, home_attention);
+      accept(growth, batch, logits);
+      st.compute_s += since(tf);
+      ++st.fill_steps;
+    }
+    const auto tw = Clock::now();
+    INFLLM_MPI_CHECK(MPI_Wait(&all_done, MPI_STATUS_IGNORE));
+    st.comm_s += since(tw);
+  };
   for (std::int64_t step = 1;; ++step) {
     // ---- the boundary
     const auto tb = Clock::now();
@@ -287,7 +366,10 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
       summary.loans_total = cs.loans_total;
       summary.dgfm_moves = cs.dgfm_moves;
       summary.ledger_outstanding_end = cs.ledger_blocks;
-      for (const RankDecision& d : ds) decisions.push_back(encode(DecisionPacket{d, end}));
+      const bool exchange = gm->ledger().total_blocks() > 0;
+      for (const RankDecision& d : ds) {
+        decisions.push_back(encode(DecisionPacket{d, end, exchange}));
+      }
     }
     const auto mine_bytes = scatter_bytes(comm_, rank_, size_, decisions);
     const DecisionPacket mine = decode_decision(mine_bytes.data(), mine_bytes.size());
@@ -425,7 +507,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
     stats.pull_bytes += static_cast<std::int64_t>(pulled_mem.size());
     attention.reset_traffic();
     attention.plan(std::move(plans), std::move(tokens), std::move(first_pos),
-                   pulls.empty() ? nullptr : &pulled);
+                   pulls.empty() ? nullptr : &pulled, mine.exchange);
     // A home that wrote a committed move's block into this pool flushed it before sending its
     // query headers, which plan() has just received: make what landed visible before serving.
     pool.sync();
@@ -446,40 +528,14 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
     stats.partial_bytes = attention.traffic().partial_bytes;
     stats.batch = static_cast<std::int32_t>(n);
 
-    // ---- sampling and stopping
-    std::size_t row = 0;
-    for (std::size_t s = 0; s < n; ++s) {
-      if (!batch[s].want_logits) continue;
-      const RequestId id = growth[s].request;
-      Seq& q = seqs.at(id);
-      std::span<float> l(logits.data() + row * vocab, vocab);
-      ++row;
-      if (!q.first_token) {
-        q.first_token = true;
-        q.result.first_token_s = since(t0);
-      }
-      const std::string finish =
-          model::accept_token(*q.req, l, options_.eos_ids, tokenizer_, max_pos, q.all, q.result);
-      if (finish.empty()) continue;
-      model::GenResult& r = q.result;
-      r.status = model::GenStatus::kDone;
-      r.finish_reason = finish;
-      r.total_s = since(t0);
-      if (tokenizer_ != nullptr && r.text.empty()) {
-        r.text = tokenizer_->decode_text(r.tokens, /*skip_special=*/true);
-      }
-      r.remote_blocks_max = q.remote_max;
-      r.creditors.assign(q.creditors.begin(), q.creditors.end());
-      rm.finish_request(id);
-      pending.emplace_back(id, to_record(std::move(r)));
-      seqs.erase(id);
-    }
+    accept(growth, batch, logits);
     const auto tc = Clock::now();
     pool.flush_all();  // pushes and moves complete before the report says so
     stats.comm_s += since(tc);
+    if (hooks.after_step) hooks.after_step();
+    if (options_.fill_waits && size_ > 1) fill_wait(stats);
     stats.pool_used = rm.stats().used;
     stats.pool_slots = options_.pool_slots;
-    if (hooks.after_step) hooks.after_step();
   }
   summary.prefill_tokens = summary.totals.prefill_tokens;
   summary.decode_tokens = summary.totals.decode_tokens;

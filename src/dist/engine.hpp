@@ -49,6 +49,9 @@ struct EngineOptions {
   std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
   std::int32_t ranks_per_node = 1;
   std::vector<std::int32_t> eos_ids;
+  // pooled: a rank done with its step before the others runs extra steps of its all-local
+  // requests until every rank is done (see run_pooled).
+  bool fill_waits = true;
 };
 
 // One step of the whole cluster, as rank 0 sees it at the boundary after it.

@@ -75,7 +75,8 @@ std::vector<T> vector_of(const json& j, F f) {
 json stats_json(const StepStats& s) {
   return json::array({s.prefill_tokens, s.decode_tokens, s.batch, s.local_blocks, s.remote_blocks,
                       s.push_bytes, s.pull_bytes, s.query_bytes, s.partial_bytes, s.dgfm_bytes,
-                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s});
+                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s,
+                      s.fill_steps});
 }
 StepStats stats_from(const json& j) {
   StepStats s;
@@ -94,6 +95,7 @@ StepStats stats_from(const json& j) {
   s.compute_s = j.at(12).get<double>();
   s.wait_s = j.at(13).get<double>();
   s.comm_s = j.at(14).get<double>();
+  s.fill_steps = j.at(15).get<std::int32_t>();
   return s;
 }
 
@@ -171,7 +173,8 @@ std::vector<std::uint8_t> encode(const DecisionPacket& p) {
             {"mov", array_of(d.moves, move_json)},
             {"pl", array_of(d.placements, [](const Placement& p) { return spec_json(p.spec); })},
             {"stop", d.stop},
-            {"end", p.end}};
+            {"end", p.end},
+            {"xchg", p.exchange}};
   return json::to_msgpack(j);
 }
 
@@ -197,6 +200,7 @@ DecisionPacket decode_decision(const std::uint8_t* data, std::size_t size) {
       vector_of<Placement>(j.at("pl"), [](const json& s) { return Placement{spec_from(s)}; });
   d.stop = j.at("stop").get<bool>();
   p.end = j.at("end").get<bool>();
+  p.exchange = j.at("xchg").get<bool>();
   return p;
 }
 

@@ -30,6 +30,7 @@ struct StepStats {
   double compute_s = 0;  // the forward pass minus the waits inside it
   double wait_s = 0;     // blocked on queries and partial states of others
   double comm_s = 0;     // the boundary exchange, plan exchange and RMA of the step
+  std::int32_t fill_steps = 0;  // extra all-local steps run while slower ranks finished theirs
 };
 
 struct ReportPacket {
@@ -42,6 +43,10 @@ struct ReportPacket {
 struct DecisionPacket {
   RankDecision decision;
   bool end = false;  // nothing left anywhere: leave the step loop
+  // Some rBlock lives away from its home this step (the ledger is not empty), so ranks may
+  // send each other queries: DistAttention::plan exchanges its headers. When false, no rank
+  // reads a remote block and the plan's collective is skipped.
+  bool exchange = true;
 };
 
 // A result record travels in the output's own JSON form (io::to_json / io::record_from_json).

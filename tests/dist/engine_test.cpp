@@ -139,20 +139,22 @@ std::string mixed_input() {
 struct Case {
   int ranks;
   const char* remote;
+  const char* fill;  // --fill-waits: on fills waits even on this oversubscribed machine
 };
 
 class Equivalence : public Engine, public ::testing::WithParamInterface<Case> {};
 
 TEST_P(Equivalence, OutputsEqualOneRankAndTheLedgerEndsEmpty) {
-  const auto [ranks, remote] = GetParam();
+  const auto [ranks, remote, fill] = GetParam();
   const auto in = write("mixed.jsonl", mixed_input());
   const auto ref = reference(in);
-  const std::string tag = std::to_string(ranks) + remote;
+  const std::string tag = std::to_string(ranks) + remote + fill;
   const auto out = path("mixed." + tag + ".jsonl");
   const auto metrics = path("mixed." + tag + ".metrics.json");
   const std::string pool = ranks >= 4 ? "0.5" : "1";
   const auto r = mpi_infllm(ranks, common(in, out) + " --kv-pool-mb " + pool +
-                                       " --remote-attention " + remote + " --metrics " + metrics);
+                                       " --remote-attention " + remote + " --fill-waits " + fill +
+                                       " --metrics " + metrics);
   ASSERT_EQ(r.code, 0) << r.out;
   const auto got = read_results(out);
   expect_equivalent(ref, got);
@@ -162,6 +164,7 @@ TEST_P(Equivalence, OutputsEqualOneRankAndTheLedgerEndsEmpty) {
   EXPECT_GT(m["loans_total"].get<int>(), 0) << "no request borrowed";
   EXPECT_GT(m["ledger_max"].get<int>(), 0);
   EXPECT_EQ(m["ledger_outstanding_end"], 0);
+  if (std::string(fill) == "off") EXPECT_EQ(m["fill_steps"], 0);
   std::size_t most_creditors = 0;
   for (const auto& [id, g] : got) {
     if (id.rfind("long", 0) == 0) {
@@ -186,15 +189,38 @@ TEST_P(Equivalence, OutputsEqualOneRankAndTheLedgerEndsEmpty) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, Equivalence,
-                         ::testing::Values(Case{2, "push-query"}, Case{4, "push-query"},
-                                           Case{4, "pull-kv"}, Case{4, "auto"},
-                                           Case{8, "push-query"}),
+                         ::testing::Values(Case{2, "push-query", "on"},
+                                           Case{4, "push-query", "off"}, Case{4, "pull-kv", "on"},
+                                           Case{4, "auto", "on"}, Case{8, "push-query", "off"}),
                          [](const auto& info) {
-                           std::string name =
-                               "np" + std::to_string(info.param.ranks) + "_" + info.param.remote;
+                           std::string name = "np" + std::to_string(info.param.ranks) + "_" +
+                                              info.param.remote + "_fill" + info.param.fill;
                            std::erase(name, '-');
                            return name;
                          });
+
+// Rank 1 sleeps 40 ms after each of its steps, so rank 0 always finishes first: with
+// --fill-waits on it runs extra steps of its all-local requests until rank 1 is done; the
+// outputs still equal one rank's. With off it runs none.
+TEST_F(Engine, FillWaitsRunsExtraStepsWhileASlowerRankFinishes) {
+  const auto in = write("fill.jsonl", mixed_input());
+  const auto ref = reference(in);
+  std::map<std::string, json> m;
+  for (const std::string fill : {"on", "off"}) {
+    const auto out = path("fill." + fill + ".jsonl");
+    const auto metrics = path("fill." + fill + ".metrics.json");
+    const auto r = infllm::testing::run_command(
+        "env INFLLM_TEST_DELAY_RANK=1 INFLLM_TEST_STEP_DELAY_MS=40 " + launcher(2) + " " +
+        common(in, out) + " --kv-pool-mb 1 --fill-waits " + fill + " --metrics " + metrics);
+    ASSERT_EQ(r.code, 0) << r.out;
+    expect_equivalent(ref, read_results(out));
+    m[fill] = read_json(metrics);
+    EXPECT_EQ(m[fill]["ledger_outstanding_end"], 0) << fill;
+  }
+  EXPECT_GT(m["on"]["fill_steps"].get<int>(), 0);
+  EXPECT_EQ(m["off"]["fill_steps"].get<int>(), 0);
+  EXPECT_GT(m["on"]["loans_total"].get<int>(), 0) << "the long documents never borrowed";
+}
 
 // Two medium requests fill rank 0's pool; a long one placed beside them borrows from rank 1.
 // When the first medium one finishes, its home has room: DGFM brings the borrowed blocks home
