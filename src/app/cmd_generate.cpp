@@ -387,7 +387,6 @@ int run_generate(const GenerateConfig& cfg) {
     options.dgfm = cfg.dgfm;
     options.fill_waits = fill_waits;
     options.dgfm_budget_bytes = static_cast<std::int64_t>(cfg.dgfm_budget_mb * 1048576.0);
-    options.ranks_per_node = mpi.node_size();
     options.eos_ids = eos_ids(m, *st.tok);
     dist::Engine engine(MPI_COMM_WORLD, forward, &*st.tok, options);
 

@@ -45,6 +45,11 @@ GManager::GManager(const GManagerConfig& config)
       at_rank_(config.shape.capacity.size()) {
   if (config.shape.capacity.empty()) misuse("a cluster needs at least one rank");
   if (config.ranks_per_node <= 0 || config.block_tokens <= 0) misuse("non-positive config");
+  if (!config.node_of_rank.empty() &&
+      (config.node_of_rank.size() != config.shape.capacity.size() ||
+       *std::min_element(config.node_of_rank.begin(), config.node_of_rank.end()) < 0)) {
+    misuse("node_of_rank needs one node index >= 0 per rank");
+  }
   if (!(config.shape.max_lend_fraction >= 0.0 && config.shape.max_lend_fraction <= 1.0)) {
     misuse("max_lend_fraction must be in [0, 1]");
   }
@@ -127,7 +132,9 @@ void GManager::grant_needs(const std::vector<StepReport>& reports, std::vector<R
                            std::vector<std::int64_t>& unmet) {
   const auto n = static_cast<std::size_t>(ranks());
   lendable_.clear();
-  lendable_by_node_.assign(static_cast<std::size_t>(node_of(ranks() - 1)) + 1, {});
+  std::int32_t nodes = 0;
+  for (std::int32_t r = 0; r < ranks(); ++r) nodes = std::max(nodes, node_of(r) + 1);
+  lendable_by_node_.assign(static_cast<std::size_t>(nodes), {});
   for (std::size_t r = 0; r < n; ++r) {
     const std::int32_t l = std::min(static_cast<std::int32_t>(free_[r].size()), room_[r]);
     if (l > 0) {

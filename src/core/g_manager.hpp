@@ -35,7 +35,10 @@ namespace infllm {
 
 struct GManagerConfig {
   ClusterShape shape;               // capacity per rank (its size is the rank count), lend cap
-  std::int32_t ranks_per_node = 1;  // ranks r and s share a node when r / n == s / n
+  std::int32_t ranks_per_node = 1;  // ranks r and s share a node when r / n == s / n ...
+  // ... unless this names each rank's node (0, 1, ...): what the launcher really did, by-slot,
+  // cyclic or any other mapping.
+  std::vector<std::int32_t> node_of_rank;
   KvPolicy policy = KvPolicy::kPooled;
   std::int32_t block_tokens = 16;
   std::int64_t dgfm_max_moves = 256;  // per boundary: byte budget / block bytes; 0 disables DGFM
@@ -95,7 +98,10 @@ class GManager {
     std::optional<EndReason> reason;
   };
 
-  std::int32_t node_of(std::int32_t rank) const { return rank / config_.ranks_per_node; }
+  std::int32_t node_of(std::int32_t rank) const {
+    return config_.node_of_rank.empty() ? rank / config_.ranks_per_node
+                                        : config_.node_of_rank[static_cast<std::size_t>(rank)];
+  }
   void end_running(RequestId request, RequestStatus status, std::vector<RankDecision>& out);
   void grant_needs(const std::vector<StepReport>& reports, std::vector<RankDecision>& out,
                    std::vector<std::int64_t>& unmet);

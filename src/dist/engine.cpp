@@ -112,6 +112,26 @@ std::vector<std::uint8_t> scatter_bytes(MPI_Comm comm, int rank, int size,
   return mine;
 }
 
+// The node index (0, 1, ... in order of first rank) of every rank of `comm`, as the launcher
+// placed them: ranks that share memory share a node. Collective; the result on rank 0 only.
+std::vector<std::int32_t> node_indices(MPI_Comm comm, int rank, int size) {
+  MPI_Comm node = MPI_COMM_NULL;
+  INFLLM_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+  int leader = rank;  // the lowest rank of this node
+  INFLLM_MPI_CHECK(MPI_Bcast(&leader, 1, MPI_INT, 0, node));
+  INFLLM_MPI_CHECK(MPI_Comm_free(&node));
+  std::vector<int> leaders(static_cast<std::size_t>(size));
+  INFLLM_MPI_CHECK(MPI_Gather(&leader, 1, MPI_INT, leaders.data(), 1, MPI_INT, 0, comm));
+  std::vector<std::int32_t> out;
+  if (rank != 0) return out;
+  std::map<int, std::int32_t> index;
+  for (int l : leaders) {
+    index.emplace(l, static_cast<std::int32_t>(index.size()));
+    out.push_back(index.at(l));
+  }
+  return out;
+}
+
 }  // namespace
 
 io::ResultRecord to_record(model::GenResult&& g) {
@@ -194,13 +214,14 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
   RManager rm(rc);
 
   EngineSummary summary;
+  const std::vector<std::int32_t> nodes = node_indices(comm_, rank_, size_);
   std::optional<GManager> gm;
   std::map<RequestId, int> preempted;  // rank 0: preemptions per request
   if (rank_ == 0) {
     GManagerConfig gc;
     gc.shape.capacity.assign(static_cast<std::size_t>(size_), options_.pool_slots);
     gc.shape.max_lend_fraction = options_.max_lend_fraction;
-    gc.ranks_per_node = std::max(1, options_.ranks_per_node);
+    gc.node_of_rank = nodes;  // the launcher's real mapping, whatever it was
     gc.policy = KvPolicy::kPooled;
     gc.block_tokens = bt;
     // The byte budget in whole rBlocks: below one rBlock, no move (as --dgfm off).

@@ -47,7 +47,6 @@ struct EngineOptions {
   RemoteMode remote = RemoteMode::kAuto;
   bool dgfm = true;
   std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
-  std::int32_t ranks_per_node = 1;
   std::vector<std::int32_t> eos_ids;
   // pooled: a rank done with its step before the others runs extra steps of its all-local
   // requests until every rank is done (see run_pooled).

@@ -79,6 +79,20 @@ TEST(GManager, PrefersACreditorOnTheDebtorsNode) {
   EXPECT_EQ(gm.ledger().debt(RankId{0}, RankId{1}), 1);
 }
 
+TEST(GManager, PrefersACreditorOnTheDebtorsNodeWhateverTheRankMapping) {
+  GManagerConfig c = config(4);
+  c.node_of_rank = {0, 1, 0, 1};  // a cyclic launch: ranks 0 and 2 share a node
+  GManager gm(c);
+  place_on_rank0(gm, 1);
+  auto reps = reports({0, 5, 1, 5});
+  reps[0].needs.push_back(LoanNeed{RequestId{1}, 1});
+  const auto d = gm.decide(reps);
+  ASSERT_EQ(d[2].grants_out.size(), 1u);
+  EXPECT_EQ(gm.ledger().debt(RankId{0}, RankId{2}), 1);
+  c.node_of_rank = {0, 1, 0};
+  EXPECT_THROW(GManager{c}, InternalError);
+}
+
 TEST(GManager, NoSlotIsPromisedTwice) {
   GManager gm(config(3));
   place_on_rank0(gm, 2);
