@@ -170,21 +170,48 @@ INFLLM_AVX512_INLINE __m512 scores4(const float* q, std::ptrdiff_t hd, const T* 
   return reduce16(acc);
 }
 
-// Software prefetch of the item's next K and V runs into L2, a share per group of 4 tokens, as in
-// the AVX2 step. NOTE: measured on the dev VM (one thread, 64K f16 tokens, CPU time): prefetching
-// 2, 4, 8 or 16 runs ahead instead of 1, spreading the prefetches over the V pass as well, or
-// every other line only (relying on the adjacent-line prefetcher) gave no gain (every other
-// line: -35%); T0 and NTA hints cost 30%. A loop that only touches the runs in this order, with
-// the same prefetch, reads 15-19 GB/s against 24-28 GB/s for a sequential read: the shuffled
-// 4 KiB runs themselves, not the prefetch distance, bound the stream.
+// Software prefetch of the item's next K and V runs into L2. When both runs fit in kMaxBurst
+// lines per group of 4 tokens, they are prefetched during the scores, a share per group, K and V
+// line by line (f16/bf16 blocks of 16 tokens x 128 dims: 4 KiB runs, 32 lines per group). Larger
+// runs (f32) prefetch K during the scores and V during the values pass, a share per token.
+// NOTE: measured on the dev VM (one thread, 64K tokens, CPU time): f32 KV read 12.4 GB/s with all
+// 256 lines prefetched during the scores in bursts of 64, 17 with bursts of 32 and the rest
+// during the values, 19-20 with K and V split as now; f16 lost 10% with its V moved to the values
+// pass. Prefetching 2, 4, 8 or 16 runs ahead instead of 1 gave nothing, every other line only
+// (leaving the rest to the adjacent-line prefetcher) lost 35%, T0 and NTA hints 30%. A loop that
+// only touches the runs in this order, with this prefetch, reads 15-19 GB/s against 24-28 GB/s
+// for a sequential read: the shuffled 4 KiB runs bound the stream, not the prefetch distance.
 struct Prefetch {
+  static constexpr std::size_t kMaxBurst = 32;
   const std::byte* k = nullptr;
   const std::byte* v = nullptr;
-  std::size_t line = 0, lines = 0, per_step = 0;
-  INFLLM_AVX512_INLINE void step() {
-    for (std::size_t i = 0; i < per_step && line < lines; ++i, ++line) {
-      _mm_prefetch(reinterpret_cast<const char*>(k + 64 * line), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(v + 64 * line), _MM_HINT_T1);
+  std::size_t lines = 0;      // of one run
+  std::size_t k_line = 0, v_line = 0;
+  std::size_t per_score_step = 0;  // K and V lines each
+  std::size_t per_value_step = 0;  // V lines; 0 when the scores' steps cover V as well
+
+  INFLLM_AVX512_INLINE void plan(const MaKeys& keys, std::size_t score_steps,
+                                 std::size_t value_steps) {
+    if (keys.next_k == nullptr) return;
+    k = keys.next_k;
+    v = keys.next_v;
+    lines = keys.run_bytes / 64;
+    per_score_step = (lines + score_steps - 1) / score_steps;
+    if (2 * per_score_step > kMaxBurst) {
+      per_value_step = (lines + value_steps - 1) / value_steps;
+      v_line = lines;  // not during the scores
+    }
+  }
+  INFLLM_AVX512_INLINE void score_step() {
+    for (std::size_t i = 0; i < per_score_step && k_line < lines; ++i, ++k_line) {
+      _mm_prefetch(reinterpret_cast<const char*>(k + 64 * k_line), _MM_HINT_T1);
+      if (per_value_step == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(v + 64 * k_line), _MM_HINT_T1);
+    }
+  }
+  INFLLM_AVX512_INLINE void value_step() {
+    for (std::size_t i = 0; i < per_value_step && v_line < 2 * lines; ++i, ++v_line) {
+      _mm_prefetch(reinterpret_cast<const char*>(v + 64 * (v_line - lines)), _MM_HINT_T1);
     }
   }
 };
@@ -247,7 +274,7 @@ INFLLM_AVX512_FN void tile_scores(const MaRows& rows, int r0, const MaKeys& keys
   __m512 vmax = _mm512_set1_ps(-INFINITY);
   __m512 vsum = _mm512_setzero_ps();
   for (int t = 0; t < tokens; t += 4) {
-    pf.step();
+    pf.score_step();
     const T* k0 = k + static_cast<std::ptrdiff_t>(t) * hd;
     const T* k1 = t + 1 < tokens ? k0 + hd : k0;
     const T* k2 = t + 2 < tokens ? k0 + 2 * hd : k0;
@@ -300,9 +327,9 @@ INFLLM_AVX512_FN void block_softmax(const MaRows& rows, int r0, int tokens, cons
 
 // o[r0..r0+3][d : d + 32 * C] <- o * alpha + p @ V[:, d : d + 32 * C], the 4 x 2C accumulators
 // in registers across the block's tokens. o and the widened V share the kernel layout.
-template <typename T, int C>
+template <typename T, int C, bool kPrefetch>
 INFLLM_AVX512_INLINE void tile_values(const MaRows& rows, int r0, const MaKeys& keys,
-                                      const float* p, const float* alpha, int d) {
+                                      const float* p, const float* alpha, int d, Prefetch& pf) {
   const std::ptrdiff_t hd = rows.head_dim;
   const int tokens = keys.tokens;
   float* o = rows.o + static_cast<std::ptrdiff_t>(r0) * hd + d;
@@ -321,6 +348,7 @@ INFLLM_AVX512_INLINE void tile_values(const MaRows& rows, int r0, const MaKeys& 
   }
   const T* v = reinterpret_cast<const T*>(keys.v) + d;
   for (int t = 0; t < tokens; ++t, v += hd, p += 4) {
+    if constexpr (kPrefetch) pf.value_step();
     __m512 vv[2 * C];
 #pragma GCC unroll 2
     for (int c = 0; c < C; ++c) Widen<T>::load(v + 32 * c, vv[2 * c], vv[2 * c + 1]);
@@ -348,18 +376,18 @@ INFLLM_AVX512_FN void update_as(const MaRows& rows, const MaKeys& keys, float* s
   float* x = scratch + part;
   alignas(16) float alpha[4];
   Prefetch pf;
-  if (keys.next_k != nullptr) {
-    pf.k = keys.next_k;
-    pf.v = keys.next_v;
-    pf.lines = keys.run_bytes / 64;
-    const std::size_t steps = static_cast<std::size_t>((keys.tokens + 3) / 4);
-    pf.per_step = (pf.lines + steps - 1) / steps;
-  }
+  pf.plan(keys, static_cast<std::size_t>((keys.tokens + 3) / 4),
+          static_cast<std::size_t>(keys.tokens) * ((rows.head_dim + 63) / 64));
   for (int r0 = 0; r0 < rows.rows; r0 += 4) {
     tile_scores<T>(rows, r0, keys, p, x, alpha, pf);
     int d = 0;
-    for (; d + 64 <= rows.head_dim; d += 64) tile_values<T, 2>(rows, r0, keys, p, alpha, d);
-    if (d < rows.head_dim) tile_values<T, 1>(rows, r0, keys, p, alpha, d);
+    if (pf.per_value_step != 0) {
+      for (; d + 64 <= rows.head_dim; d += 64) tile_values<T, 2, true>(rows, r0, keys, p, alpha, d, pf);
+      if (d < rows.head_dim) tile_values<T, 1, true>(rows, r0, keys, p, alpha, d, pf);
+    } else {
+      for (; d + 64 <= rows.head_dim; d += 64) tile_values<T, 2, false>(rows, r0, keys, p, alpha, d, pf);
+      if (d < rows.head_dim) tile_values<T, 1, false>(rows, r0, keys, p, alpha, d, pf);
+    }
   }
 }
 
