@@ -7,11 +7,13 @@
 // The slots of the request's blocks are shuffled, as after a long run of allocations and DGFM
 // moves. Also timed: merging the partial states of 8 partitions (8 ranks holding blocks of the
 // request), as a fraction of the MA time. Goals (issue 5): ratio >= 0.8 at >= 64K tokens; merge
-// < 1% of MA.
+// < 1% of MA. INFLLM_BENCH_MA_KERNEL=avx2 (or avx512, portable) in the environment times that
+// kernel instead of kAuto's, to compare kernels in one sitting.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -24,6 +26,7 @@
 #include "backend/cpu/attention_parallel.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "backend/cpu/machine_probe.hpp"
+#include "core/errors.hpp"
 #include "core/half.hpp"
 
 namespace {
@@ -92,7 +95,7 @@ struct Row {
   double kv_mib, ma_ms, ma_gbs, read_gbs, ratio, merge_us, merge_frac;
 };
 
-Row measure(std::int64_t context, KvDtype dtype, int threads) {
+Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kernel) {
   BlockGeometry g;
   g.block_tokens = kBlockTokens;
   g.layers = 1;
@@ -120,7 +123,8 @@ Row measure(std::int64_t context, KvDtype dtype, int threads) {
   std::vector<float> o(q.size()), m(kQHeads), l(kQHeads);  // one partial state
   const cpu::MaQuery query{q.data(), 1, context - 1, blocks};
   const cpu::MaOutput out{o.data(), m.data(), l.data()};
-  const cpu::MaParams params{0, kQHeads, 1.0f / std::sqrt(float{kHeadDim})};
+  const cpu::MaParams params{0, kQHeads, 1.0f / std::sqrt(float{kHeadDim}),
+                             cpu::MaResult::kPartial, kernel};
   const double ma = best_seconds(
       [&] { cpu::micro_attention(pool, params, std::span(&query, 1), std::span(&out, 1)); });
   volatile double sink = 0;
@@ -150,6 +154,19 @@ Row measure(std::int64_t context, KvDtype dtype, int threads) {
 
 int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options) {
   const int threads = cpu::threads();
+  cpu::MaKernel kernel = cpu::MaKernel::kAuto;
+  const char* kernel_name = cpu::ma_auto_kernel_name();
+  if (const char* env = std::getenv("INFLLM_BENCH_MA_KERNEL"); env != nullptr) {
+    const std::string k = env;
+    if (k == "avx512") kernel = cpu::MaKernel::kAvx512;
+    else if (k == "avx2") kernel = cpu::MaKernel::kAvx2;
+    else if (k == "portable") kernel = cpu::MaKernel::kPortable;
+    else if (k != "auto") throw infllm::UsageError("INFLLM_BENCH_MA_KERNEL", "auto, avx512, avx2 or portable");
+    if (!cpu::ma_kernel_supported(kernel)) {
+      throw infllm::UsageError("INFLLM_BENCH_MA_KERNEL", k + " is not supported on this CPU");
+    }
+    if (k != "auto") kernel_name = env;
+  }
   std::vector<std::pair<std::int64_t, KvDtype>> cases;
   std::vector<std::int64_t> contexts = {4096, 16384, 65536, 262144};
   if (options.full) contexts.push_back(1048576);
@@ -163,7 +180,7 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
       "# q_heads %d, kv_heads %d (group %d), head_dim %d, block_tokens %d, slots shuffled\n",
       kQHeads, kKvHeads, kQHeads / kKvHeads, kHeadDim, kBlockTokens);
   std::printf("# threads %d, kernel %s; read = sequential read of the same pool, same threads;\n",
-              threads, cpu::ma_auto_kernel_name());
+              threads, kernel_name);
   std::printf("# times are the best of >= 3 runs (>= %.1f s); merge = %d partitions' states\n",
               kMinSeconds, kMergeParts);
   // Other processes on the node take cores and bandwidth from both MA and the read: say so.
@@ -176,7 +193,7 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
               "MA_GB/s", "read_GB/s", "ratio", "merge_us", "merge/MA");
   std::vector<std::string> below;
   for (const auto& [context, dtype] : cases) {
-    const Row r = measure(context, dtype, threads);
+    const Row r = measure(context, dtype, threads, kernel);
     std::printf("%9lld %5s %9.1f %9.3f %9.2f %10.2f %6.2f %9.2f %8.3f%%\n",
                 static_cast<long long>(r.context), infllm::dtype_name(r.dtype), r.kv_mib, r.ma_ms,
                 r.ma_gbs, r.read_gbs, r.ratio, r.merge_us, 100.0 * r.merge_frac);

@@ -229,12 +229,6 @@ States ma_partitioned(const TestPool& pool, const Shape& s, const Request& req, 
   return merged;
 }
 
-std::vector<MaKernel> kernels_here() {
-  std::vector<MaKernel> k{MaKernel::kReference, MaKernel::kPortable};
-  if (ma_kernel_supported(MaKernel::kAvx2)) k.push_back(MaKernel::kAvx2);
-  return k;
-}
-
 std::string kernel_name(MaKernel k) {
   switch (k) {
     case MaKernel::kReference:
@@ -243,11 +237,26 @@ std::string kernel_name(MaKernel k) {
       return "portable";
     case MaKernel::kAvx2:
       return "avx2";
+    case MaKernel::kAvx512:
+      return "avx512";
     case MaKernel::kAuto:
       break;
   }
   return "auto";
 }
+
+// Every kernel that can be compiled in; a test of one this CPU lacks is skipped (SKIP_UNLESS_HERE),
+// so the list of tests is the same on every machine and a skip is visible.
+std::vector<MaKernel> kernels_all() {
+  return {MaKernel::kReference, MaKernel::kPortable, MaKernel::kAvx2, MaKernel::kAvx512};
+}
+
+#define SKIP_UNLESS_HERE(kernel)                                              \
+  if (!ma_kernel_supported(kernel)) {                                         \
+    GTEST_SKIP() << "this CPU (or build) lacks the " << kernel_name(kernel) \
+                 << " kernel";                                                \
+  }
+
 
 // ---- Decode: partitions merged = full attention, for GQA ratios 1, 2, 4, 8. -------------------
 
@@ -260,6 +269,7 @@ class DecodePartitions : public ::testing::TestWithParam<DecodeCase> {};
 
 TEST_P(DecodePartitions, MergedPartitionsEqualFullAttention) {
   const auto [kernel, group] = GetParam();
+  SKIP_UNLESS_HERE(kernel);
   for (int seed = 0; seed < 6; ++seed) {
     SCOPED_TRACE(seed);
     std::mt19937 rng(seed);
@@ -283,7 +293,7 @@ TEST_P(DecodePartitions, MergedPartitionsEqualFullAttention) {
 
 std::vector<DecodeCase> decode_cases() {
   std::vector<DecodeCase> c;
-  for (MaKernel k : kernels_here()) {
+  for (MaKernel k : kernels_all()) {
     for (int g : {1, 2, 4, 8}) c.push_back(DecodeCase{k, g});
   }
   return c;
@@ -323,6 +333,7 @@ class Adversarial : public ::testing::TestWithParam<AdversarialCase> {};
 // K is zero but for dimension 0, q is A * e_0: score(t) = A * k[t][0] with no rounding.
 TEST_P(Adversarial, NoNanAndMatchesOracle) {
   const auto [kernel, logits] = GetParam();
+  SKIP_UNLESS_HERE(kernel);
   for (int seed = 0; seed < 4; ++seed) {
     SCOPED_TRACE(seed);
     std::mt19937 rng(seed);
@@ -373,7 +384,7 @@ TEST_P(Adversarial, NoNanAndMatchesOracle) {
 
 std::vector<AdversarialCase> adversarial_cases() {
   std::vector<AdversarialCase> c;
-  for (MaKernel k : kernels_here()) {
+  for (MaKernel k : kernels_all()) {
     for (Logits l : {Logits::kLarge, Logits::kHuge, Logits::kEqual, Logits::kOneHot}) {
       c.push_back(AdversarialCase{k, l});
     }
@@ -393,6 +404,7 @@ class PrefillChunk : public ::testing::TestWithParam<MaKernel> {};
 
 TEST_P(PrefillChunk, MidBlockChunkMatchesCausalOracle) {
   const MaKernel kernel = GetParam();
+  SKIP_UNLESS_HERE(kernel);
   for (int seed = 0; seed < 6; ++seed) {
     SCOPED_TRACE(seed);
     std::mt19937 rng(seed);
@@ -416,7 +428,7 @@ TEST_P(PrefillChunk, MidBlockChunkMatchesCausalOracle) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, PrefillChunk, ::testing::ValuesIn(kernels_here()),
+INSTANTIATE_TEST_SUITE_P(Kernels, PrefillChunk, ::testing::ValuesIn(kernels_all()),
                          [](const auto& info) { return kernel_name(info.param); });
 
 // ---- Differential: fast kernels against the reference kernel on random shapes. ----------------
@@ -432,14 +444,18 @@ class FastVsReference : public ::testing::TestWithParam<DiffCase> {};
 // o / l and the lse, and the normalized output path.
 TEST_P(FastVsReference, RandomShapesAgree) {
   const auto [kernel, dtype] = GetParam();
+  SKIP_UNLESS_HERE(kernel);
   for (int seed = 0; seed < 6; ++seed) {
     SCOPED_TRACE(seed);
     std::mt19937 rng(100 + seed);
     Shape s;
     s.g.dtype = dtype;
     s.g.block_tokens = 1 + static_cast<int>(rng() % 20);
-    const std::vector<int> dims =
-        kernel == MaKernel::kAvx2 ? std::vector<int>{24, 64, 128} : std::vector<int>{20, 64, 128};
+    // The SIMD kernels need head_dim % 8 == 0 (AVX2) or % 32 == 0 (AVX-512: 96 takes its
+    // 32-column tail).
+    const std::vector<int> dims = kernel == MaKernel::kAvx2     ? std::vector<int>{24, 64, 128}
+                                  : kernel == MaKernel::kAvx512 ? std::vector<int>{32, 96, 128}
+                                                                : std::vector<int>{20, 64, 128};
     s.g.head_dim = dims[rng() % dims.size()];
     s.g.kv_heads = 1 + static_cast<int>(rng() % 3);
     s.g.layers = 2;
@@ -500,7 +516,7 @@ TEST_P(FastVsReference, RandomShapesAgree) {
 
 std::vector<DiffCase> diff_cases() {
   std::vector<DiffCase> c;
-  for (MaKernel k : kernels_here()) {
+  for (MaKernel k : kernels_all()) {
     if (k == MaKernel::kReference) continue;
     for (KvDtype d : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16}) c.push_back({k, d});
   }

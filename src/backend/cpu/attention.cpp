@@ -72,10 +72,16 @@ void validate(const KvPool& pool, const MaParams& params, std::span<const MaQuer
 
 MaIsa pick_isa(MaKernel kernel, int head_dim) {
   const bool avx2_ok = detail::avx2_supported() && head_dim % 8 == 0;
+  const bool avx512_ok = detail::avx512_supported() && head_dim % 32 == 0;
   if (kernel == MaKernel::kAvx2) {
     check(avx2_ok, "the AVX2 kernel needs an AVX2+FMA+F16C CPU and head_dim % 8 == 0");
     return detail::avx2_isa();
   }
+  if (kernel == MaKernel::kAvx512) {
+    check(avx512_ok, "the AVX-512 kernel needs an AVX-512 F/BW/DQ/VL CPU and head_dim % 32 == 0");
+    return detail::avx512_isa();
+  }
+  if (kernel == MaKernel::kAuto && avx512_ok) return detail::avx512_isa();
   if (kernel == MaKernel::kAuto && avx2_ok) return detail::avx2_isa();
   return detail::portable_isa();
 }
@@ -133,6 +139,7 @@ void run_item(const KvPool& pool, const MaParams& params, const MaIsa& isa, cons
       for (int d = 0; d < hd; ++d) dst[d] = src[d] * qscale;
     }
   }
+  if (isa.layout != nullptr) isa.layout(s.q.data(), heads * head_rows, hd, g.dtype, true);
   for (int r = 0; r < padded; ++r) {
     s.pos[r] = query.first_pos + static_cast<std::int64_t>(out_row(0, r) / params.q_heads);
   }
@@ -175,6 +182,7 @@ void run_item(const KvPool& pool, const MaParams& params, const MaIsa& isa, cons
       isa.update(mr, keys, s.step.data());
     }
   }
+  if (isa.layout != nullptr) isa.layout(s.o.data(), heads * head_rows, hd, g.dtype, false);
   // Write the real rows out.
   for (int i = 0; i < heads; ++i) {
     for (int r = 0; r < rows; ++r) {
@@ -201,10 +209,14 @@ void run_item(const KvPool& pool, const MaParams& params, const MaIsa& isa, cons
 }  // namespace
 
 bool ma_kernel_supported(MaKernel kernel) {
-  return kernel != MaKernel::kAvx2 || detail::avx2_supported();
+  if (kernel == MaKernel::kAvx2) return detail::avx2_supported();
+  if (kernel == MaKernel::kAvx512) return detail::avx512_supported();
+  return true;
 }
 
-const char* ma_auto_kernel_name() { return detail::avx2_supported() ? "avx2" : "portable"; }
+const char* ma_auto_kernel_name() {
+  return detail::avx512_supported() ? "avx512" : detail::avx2_supported() ? "avx2" : "portable";
+}
 
 void micro_attention(const KvPool& pool, const MaParams& params, std::span<const MaQuery> queries,
                      std::span<const MaOutput> outputs) {

@@ -72,6 +72,7 @@ enum class MaKernel {
   kReference,  // straightforward loops, fp64 accumulation, one thread
   kPortable,   // the fast kernel's structure in plain C++ (any CPU), threaded
   kAvx2,       // x86-64 AVX2 + FMA + F16C intrinsics, threaded; InternalError if unsupported
+  kAvx512,     // x86-64 AVX-512 F/BW/DQ/VL, head_dim % 32 == 0; InternalError if unsupported
 };
 
 struct MaParams {
@@ -89,7 +90,8 @@ struct MaParams {
 void micro_attention(const KvPool& pool, const MaParams& params, std::span<const MaQuery> queries,
                      std::span<const MaOutput> outputs);
 
-// The kernel kAuto picks on this CPU ("avx2" or "portable").
+// The kernel kAuto picks on this CPU for head_dim 128 ("avx512", "avx2" or "portable"; AVX-512
+// needs head_dim % 32 == 0, AVX2 head_dim % 8 == 0).
 const char* ma_auto_kernel_name();
 bool ma_kernel_supported(MaKernel kernel);
 

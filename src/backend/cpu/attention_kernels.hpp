@@ -4,9 +4,9 @@
 // range), gathers each item's query rows, and hands every block's K and V runs of each of the
 // item's kv heads, as stored in the pool, to one of the functions below, which fold them into
 // the rows' running states (online softmax, base 2, see core/attention_state.hpp). The portable
-// version is plain C++ (it converts f16/bf16 to f32 into scratch first); the AVX2 version
-// converts in registers as it loads, so each KV byte is touched once, and is compiled for that
-// target alone (function attributes, so nothing else in the binary needs AVX2).
+// version is plain C++ (it converts f16/bf16 to f32 into scratch first); the AVX2 and AVX-512
+// versions convert in registers as they load, so each KV byte is touched once, and are compiled
+// for their target alone (function attributes, so nothing else in the binary needs AVX2).
 #pragma once
 
 #include <cstddef>
@@ -56,9 +56,16 @@ inline std::size_t block_update_scratch(int tokens, int head_dim) {
 
 using BlockUpdateFn = void (*)(const MaRows& rows, const MaKeys& keys, float* scratch);
 
+// Reorders the head_dim axis of `rows` rows of head_dim floats into the order a kernel widens a
+// dtype's K and V in (to_kernel), or back. The driver applies it to the scaled queries before an
+// item's first block and to the outputs after its last; dot products and the online softmax do
+// not care about the order as long as q, K, V and o share it.
+using LayoutFn = void (*)(float* x, std::size_t rows, int head_dim, KvDtype dtype, bool to_kernel);
+
 struct MaIsa {
   const char* name;
   BlockUpdateFn update;
+  LayoutFn layout = nullptr;  // null: natural order
 };
 
 // o[i] += x[i] * scale for i < n: the inner loop of merging partial states.
@@ -70,5 +77,9 @@ MaIsa portable_isa();
 // AVX2 + FMA + F16C, head_dim a multiple of 8. Null functions when not compiled in.
 MaIsa avx2_isa();
 bool avx2_supported();  // compiled in and this CPU has it
+// AVX-512 F/BW/DQ/VL (and the AVX2 set), head_dim a multiple of 32. Null functions when not
+// compiled in.
+MaIsa avx512_isa();
+bool avx512_supported();  // compiled in, and this CPU and OS have it
 
 }  // namespace infllm::cpu::detail
