@@ -7,8 +7,9 @@
 //                     run; the longest one done. Ratio against the ideal N and against the
 //                     lending bound 1 + (N - 1) * max_lend_fraction.
 //   mixed             a few long and many short documents on 4 ranks (--ranks N), pooled vs
-//                     local (--fill-waits MODE is passed to the pooled run):
-//                     tokens/s of the whole job and its ratio (the paper's 1.35-3.4x on GPUs).
+//                     local (--fill-waits MODE goes to both; local ignores it), on a generated
+//                     model or --model PATH: tokens/s of the whole job and its ratio (the
+//                     paper's 1.35-3.4x on GPUs).
 //   remote-attention  decode of one long document whose KV lives on 1..3 creditors: step time
 //                     and bytes moved per decode step, push-query vs pull-KV vs all-local.
 //
@@ -33,6 +34,7 @@
 #include "core/block_geometry.hpp"
 #include "core/errors.hpp"
 #include "model/make_model.hpp"
+#include "model/weights.hpp"
 
 namespace {
 
@@ -130,13 +132,15 @@ int footer(const Env& e) {
   return e.ok ? 0 : 1;
 }
 
-// The f32 rBlock of 16 tokens of a make-model preset, in bytes.
-double block_bytes_of(const std::string& preset) {
-  const infllm::model::ModelConfig& c = infllm::model::find_preset(preset).config;
+// The f32 rBlock of 16 tokens of a model config, in bytes.
+double block_bytes_of(const infllm::model::ModelConfig& c) {
   return static_cast<double>(
       infllm::BlockGeometry{16, static_cast<int>(c.num_layers), static_cast<int>(c.num_kv_heads),
                             static_cast<int>(c.head_dim), infllm::KvDtype::kF32}
           .block_bytes());
+}
+double block_bytes_of(const std::string& preset) {
+  return block_bytes_of(infllm::model::find_preset(preset).config);
 }
 
 int capacity(int, char**, const infllm::app::BenchOptions& o) {
@@ -188,9 +192,17 @@ int capacity(int, char**, const infllm::app::BenchOptions& o) {
 
 int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   Env e = make_env("mixed");
-  const std::string model = make_model(e, o.full ? "small" : "micro");
+  // --model PATH: a real model instead of a generated one (its rBlocks size the pools).
+  const std::string given = arg_value(argc, argv, "--model", "");
+  const std::string preset = o.full ? "small" : "micro";
+  const std::string model = given.empty() ? make_model(e, preset) : given;
+  const double block_bytes =
+      given.empty()
+          ? block_bytes_of(preset)
+          : block_bytes_of(
+                infllm::model::load_model(given, infllm::model::LoadOptions{false}).config);
   const int ranks = std::stoi(arg_value(argc, argv, "--ranks", "4"));
-  const std::string fill = arg_value(argc, argv, "--fill-waits", "auto");
+  const std::string fill = arg_value(argc, argv, "--fill-waits", "on");
   if (ranks < 2 || ranks > 64) throw infllm::UsageError("ranks", "must be 2..64");
   // Long documents that each take 60-95% of one pool (long prompts, short answers: the
   // long-document summarization case) among many short chat-sized requests.
@@ -211,12 +223,11 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   const fs::path input = e.dir / "mixed.jsonl";
   std::ofstream(input) << text;
   // The pool holds `slots` rBlocks of the model used.
-  const double block_bytes = block_bytes_of(o.full ? "small" : "micro");
   const double pool_mb = slots * block_bytes / 1048576.0;
   std::printf(
       "# mixed: %d ranks, %s model, %d long documents of up to %lld tokens (+%d new) and "
       "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB); --fill-waits %s\n",
-      ranks, o.full ? "small" : "micro", longs, static_cast<long long>(long_len), long_new, shorts,
+      ranks, given.empty() ? preset.c_str() : given.c_str(), longs, static_cast<long long>(long_len), long_new, shorts,
       short_len, short_new, slots, pool_mb, fill.c_str());
   std::printf("%8s %6s %10s %12s %10s %10s %8s\n", "policy", "done", "wall s", "tokens", "tok/s",
               "loans", "preempt");

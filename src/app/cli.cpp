@@ -97,13 +97,6 @@ RemoteAttention parse_remote_attention(const std::string& v) {
   throw UsageError("remote-attention", "'" + v + "' is not one of push-query, pull-kv, auto");
 }
 
-FillWaits parse_fill_waits(const std::string& v) {
-  if (v == "auto") return FillWaits::kAuto;
-  if (v == "on") return FillWaits::kOn;
-  if (v == "off") return FillWaits::kOff;
-  throw UsageError("fill-waits", "'" + v + "' is not one of auto, on, off");
-}
-
 bool parse_on_off(const char* name, const std::string& v) {
   if (v == "on") return true;
   if (v == "off") return false;
@@ -116,7 +109,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   Parsed<GenerateConfig> out;
   GenerateConfig& c = out.config;
   std::string kv_policy = "pooled", remote = "auto", dgfm = "on",
-              fill_waits = "auto";
+              fill_waits = "on";
   po::options_description job("job");
   job.add_options()
       ("help,h", "show this help")
@@ -152,7 +145,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("remote-attention", po::value(&remote)->default_value(remote), "push-query | pull-kv | auto")
       ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps")
       ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB")
-      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "auto | on | off: a rank done with its step before the others runs extra steps of its all-local requests (pooled; auto: on unless ranks x threads exceed the node's cores)");
+      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off: a rank done with its step before the others runs extra steps of its requests whose KV is all at home (pooled)");
   po::options_description all;
   all.add(job).add(sampling).add(kv);
 
@@ -164,7 +157,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   c.kv_policy = parse_kv_policy(kv_policy);
   c.remote_attention = parse_remote_attention(remote);
   c.dgfm = parse_on_off("dgfm", dgfm);
-  c.fill_waits = parse_fill_waits(fill_waits);
+  c.fill_waits = parse_on_off("fill-waits", fill_waits);
   require_range("max-new-tokens", c.max_new_tokens, 0, 1 << 24);
   require_range("min-new-tokens", c.min_new_tokens, 0, c.max_new_tokens);
   require_range("temperature", c.temperature, 0.0, 100.0);
@@ -235,10 +228,10 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
     desc.add_options()
         ("name", po::value<std::string>(), "benchmark name")
         ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)")
-        ("model", po::value<std::string>(), "model for `forward` (default: the cached SmolLM2)")
+        ("model", po::value<std::string>(), "model for `forward` (default: the cached SmolLM2) and `mixed` (default: generated)")
         ("threads", po::value<int>(), "threads per rank for `forward` (default: all cores)")
         ("ranks", po::value<int>(), "ranks for `mixed` (default: 4)")
-        ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: auto)");
+        ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: on)");
     positional.add("name", 1);
     usage += " NAME [--full]";
   } else if (subcommand == "simulate") {

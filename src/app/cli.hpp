@@ -22,7 +22,6 @@ std::string top_level_help();
 
 enum class KvPolicy { kPooled, kLocal };
 enum class RemoteAttention { kPushQuery, kPullKv, kAuto };
-enum class FillWaits { kAuto, kOn, kOff };
 
 struct GenerateConfig {
   std::string model;
@@ -50,9 +49,7 @@ struct GenerateConfig {
   RemoteAttention remote_attention = RemoteAttention::kAuto;
   bool dgfm = true;
   double dgfm_budget_mb = 64.0;  // per boundary; less than one rBlock moves none
-  // pooled: extra all-local steps while slower ranks finish theirs; auto: on unless the node
-  // runs more ranks x threads than it has cores (then there is no idle core to fill).
-  FillWaits fill_waits = FillWaits::kAuto;
+  bool fill_waits = true;  // pooled: extra all-home steps while slower ranks finish theirs
   // The job.
   bool resume = false;
   bool overwrite = false;

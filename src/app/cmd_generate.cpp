@@ -313,11 +313,6 @@ int run_generate(const GenerateConfig& cfg) {
   dist::MpiSession mpi(nullptr, nullptr);
   const int rank = mpi.rank(), ranks = mpi.size();
   cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(mpi.node_size()));
-  // Filling a wait for slower ranks needs an idle core: not on an oversubscribed node.
-  const bool fill_waits =
-      cfg.fill_waits == FillWaits::kOn ||
-      (cfg.fill_waits == FillWaits::kAuto &&
-       static_cast<long>(mpi.node_size()) * cpu::threads() <= cpu::available_cores());
 
   // 1. Everything that can be wrong with the inputs, before the output exists; all ranks agree.
   Setup st;
@@ -354,7 +349,7 @@ int run_generate(const GenerateConfig& cfg) {
               << " rBlocks of " << st.block_bytes << " bytes per rank; " << cpu::threads()
               << " threads per rank"
               << (ranks > 1 && cfg.kv_policy == KvPolicy::kPooled
-                      ? (fill_waits ? "; fill-waits on" : "; fill-waits off")
+                      ? (cfg.fill_waits ? "; fill-waits on" : "; fill-waits off")
                       : "")
               << "\n";
     if (cfg.resume) {
@@ -385,7 +380,7 @@ int run_generate(const GenerateConfig& cfg) {
                          ? dist::RemoteMode::kPushQuery
                          : dist::RemoteMode::kAuto;
     options.dgfm = cfg.dgfm;
-    options.fill_waits = fill_waits;
+    options.fill_waits = cfg.fill_waits;
     options.dgfm_budget_bytes = static_cast<std::int64_t>(cfg.dgfm_budget_mb * 1048576.0);
     options.eos_ids = eos_ids(m, *st.tok);
     dist::Engine engine(MPI_COMM_WORLD, forward, &*st.tok, options);

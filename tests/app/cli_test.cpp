@@ -40,19 +40,19 @@ TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(p.config.kv_policy, KvPolicy::kPooled);
   EXPECT_EQ(p.config.remote_attention, RemoteAttention::kAuto);
   EXPECT_TRUE(p.config.dgfm);
-  EXPECT_EQ(p.config.fill_waits, FillWaits::kAuto);
+  EXPECT_TRUE(p.config.fill_waits);
 }
 
 TEST(ParseGenerate, ReadsEveryKindOfValue) {
   const auto c = parse_generate(with_required({"--kv-pool-mb", "0.25", "--kv-policy", "local",
                                                "--remote-attention", "pull-kv", "--dgfm", "off",
-                                               "--fill-waits", "on", "--stop", "END", "--stop", "\n\n", "--resume"}))
+                                               "--fill-waits", "off", "--stop", "END", "--stop", "\n\n", "--resume"}))
                      .config;
   EXPECT_DOUBLE_EQ(c.kv_pool_mb, 0.25);
   EXPECT_EQ(c.kv_policy, KvPolicy::kLocal);
   EXPECT_EQ(c.remote_attention, RemoteAttention::kPullKv);
   EXPECT_FALSE(c.dgfm);
-  EXPECT_EQ(c.fill_waits, FillWaits::kOn);
+  EXPECT_FALSE(c.fill_waits);
   EXPECT_EQ(c.stop.size(), 2u);
   EXPECT_TRUE(c.resume);
 }

@@ -139,7 +139,7 @@ std::string mixed_input() {
 struct Case {
   int ranks;
   const char* remote;
-  const char* fill;  // --fill-waits: on fills waits even on this oversubscribed machine
+  const char* fill;  // --fill-waits
 };
 
 class Equivalence : public Engine, public ::testing::WithParamInterface<Case> {};
