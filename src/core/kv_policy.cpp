@@ -19,6 +19,10 @@ std::optional<RankId> choose_instance(const std::vector<InstanceLoad>& loads,
   const bool long_request = total_blocks > most_free;
   for (const auto& l : loads) {
     if (l.free_blocks < first_blocks) continue;
+    // A request that fits some instance whole goes only where it fits whole: placed where
+    // just its first blocks fit, it borrows the rest at once and spends the lending room that
+    // growing requests need (measured: more preemptions, more recomputation).
+    if (!long_request && l.free_blocks < total_blocks) continue;
     if (best == nullptr) {
       best = &l;
       continue;

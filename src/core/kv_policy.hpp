@@ -4,8 +4,8 @@
 // and the same rule serves the engine, the harness and the simulator.
 //
 //   choose_instance   which instance takes a new request: least expected work among those with
-//                     room for its first blocks; a request longer than any one instance's free
-//                     room goes where the most memory is.
+//                     room for all of it; a request longer than any one instance's free room
+//                     goes where the most memory is (it needs room for its first blocks).
 //   plan_batch        one step's batch under a token budget: decodes first (oldest first, one
 //                     token each), then chunked prefill of the oldest prefilling requests.
 //   choose_preemption which running requests to preempt to free `blocks`: youngest first, never

@@ -19,6 +19,13 @@ TEST(ChooseInstance, InstancesWithoutRoomForTheFirstBlocksAreSkipped) {
   EXPECT_FALSE(choose_instance(loads, 9, 9).has_value());
 }
 
+TEST(ChooseInstance, ARequestThatFitsSomewhereWholeGoesOnlyWhereItFitsWhole) {
+  // Rank 0 has less work but room for only half the request: it would borrow the rest at once.
+  const std::vector<InstanceLoad> loads = {{RankId{0}, 0, 3}, {RankId{1}, 900, 8}};
+  EXPECT_EQ(choose_instance(loads, 2, 6), RankId{1});
+  EXPECT_EQ(choose_instance(loads, 2, 3), RankId{0});
+}
+
 TEST(ChooseInstance, LongRequestGoesWhereTheMemoryIs) {
   const std::vector<InstanceLoad> loads = {{RankId{0}, 0, 4}, {RankId{1}, 900, 12}};
   EXPECT_EQ(choose_instance(loads, 2, 40), RankId{1});
