@@ -56,6 +56,7 @@ GManagerConfig gmanager_config(const ClusterConfig& c) {
   g.block_tokens = c.block_tokens;
   g.dgfm_max_moves = c.dgfm_max_moves;
   g.max_placements = c.max_placements;
+  g.reserve_growth = c.reserve_growth;
   return g;
 }
 }  // namespace

@@ -57,6 +57,7 @@ struct ClusterConfig {
   BatchLimits batch;
   std::int64_t dgfm_max_moves = 64;
   std::int32_t max_placements = 64;
+  bool reserve_growth = true;  // GManagerConfig::reserve_growth
 };
 
 struct StepTotals {

@@ -43,6 +43,11 @@ struct GManagerConfig {
   std::int32_t block_tokens = 16;
   std::int64_t dgfm_max_moves = 256;  // per boundary: byte budget / block bytes; 0 disables DGFM
   std::int32_t max_placements = 64;   // per boundary
+  // Place a request only where the cluster's free slots cover it after what the running
+  // requests still need to reach prompt + max_new_tokens (see place()); false: against the free
+  // slots alone, optimistic as vLLM, preempting when growth meets (the protocol tests use it to
+  // exercise preemption).
+  bool reserve_growth = true;
 };
 
 enum class RequestStatus : std::uint8_t { kQueued, kRunning, kDone, kRejected, kFailed };

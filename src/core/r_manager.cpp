@@ -224,7 +224,7 @@ void RManager::apply(const RankDecision& d) {
 }
 
 std::vector<Growth> RManager::grow_step(StepOutcome* outcome) {
-  return grow(next_batch(), outcome);
+  return grow(next_batch(), outcome, /*allocate=*/true);
 }
 
 std::vector<Growth> RManager::grow_home_step(const BatchLimits& limits) {
@@ -234,10 +234,11 @@ std::vector<Growth> RManager::grow_home_step(const BatchLimits& limits) {
     candidates.push_back(BatchCandidate{id, p.spec.age, p.spec.prompt_tokens - p.prefilled,
                                         p.spec.max_new_tokens - p.generated});
   }
-  return grow(plan_batch(std::move(candidates), limits), nullptr);
+  return grow(plan_batch(std::move(candidates), limits), nullptr, /*allocate=*/false);
 }
 
-std::vector<Growth> RManager::grow(const std::vector<BatchItem>& batch, StepOutcome* outcome) {
+std::vector<Growth> RManager::grow(const std::vector<BatchItem>& batch, StepOutcome* outcome,
+                                   bool allocate) {
   StepOutcome out;
   std::vector<Growth> grown;
   for (const BatchItem& item : batch) {
@@ -249,6 +250,7 @@ std::vector<Growth> RManager::grow(const std::vector<BatchItem>& batch, StepOutc
     std::int64_t n = 0;
     while (n < item.tokens) {
       if (t.tokens() == t.capacity_tokens()) {
+        if (!allocate) break;
         const auto slot = pool_.allocate(SlotUse::kOwn);
         if (!slot) break;
         t.append(*slot);

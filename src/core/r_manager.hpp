@@ -90,8 +90,10 @@ class RManager {
   std::vector<Growth> grow_step(StepOutcome* outcome = nullptr);
   // An extra step between two boundaries (the engine fills a wait for slower ranks with it):
   // only requests whose blocks all sit in this pool as plain local blocks (nothing lent out,
-  // pushing or moving), batched under `limits`; new tails in local slots as in grow_step. No
-  // decision of the last boundary is touched: what it grows is reported at the next one.
+  // pushing or moving), batched under `limits`, and only into the room left in the blocks
+  // they hold: it takes no slot, so the free slots the last report promised (and the gManager
+  // may have lent or counted on for growth) stay free. What it grows is reported at the next
+  // boundary.
   std::vector<Growth> grow_home_step(const BatchLimits& limits);
   // The request ended (EOS, stop string, length): its home slots are freed, its remote slots
   // travel in the next report.
@@ -114,7 +116,8 @@ class RManager {
 
  private:
   std::vector<BatchItem> next_batch() const;
-  std::vector<Growth> grow(const std::vector<BatchItem>& batch, StepOutcome* outcome);
+  std::vector<Growth> grow(const std::vector<BatchItem>& batch, StepOutcome* outcome,
+                           bool allocate);
   std::int32_t blocks_needed(const std::vector<BatchItem>& batch) const;
   // Frees what the request holds here; `finished`: remember its remote slots until the report.
   void drop_request(RequestId request, bool finished = false);

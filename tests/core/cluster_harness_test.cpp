@@ -37,6 +37,8 @@ ClusterConfig tight_cluster(std::int32_t ranks) {
   c.batch.max_chunk = 64;
   c.dgfm_max_moves = 16;
   c.max_placements = 8;
+  // Optimistic admission, so these workloads preempt and the preemption paths are exercised.
+  c.reserve_growth = false;
   return c;
 }
 

@@ -158,6 +158,30 @@ TEST(GManager, OldestThatCannotGrowAloneFailsWithKvCapacity) {
   EXPECT_EQ(gm.reason(RequestId{1}), EndReason::kKvCapacity);
 }
 
+// A running request still growing into the free slots keeps a new one out until they cover
+// both; without the reservation the new one is placed at once (and would be preempted later).
+TEST(GManager, PlacementReservesWhatRunningRequestsStillNeed) {
+  for (const bool reserve : {true, false}) {
+    SCOPED_TRACE(reserve ? "reserve_growth" : "optimistic");
+    GManagerConfig c = config(2);
+    c.reserve_growth = reserve;
+    GManager gm(c);
+    gm.submit(RequestSpec{RequestId{1}, 8, 32, 0});
+    gm.decide(reports({8, 8}));
+    ASSERT_EQ(gm.status(RequestId{1}), RequestStatus::kRunning);
+    gm.submit(RequestSpec{RequestId{2}, 24, 4, 1});  // 7 blocks of 4 tokens
+    auto reps = reports({4, 4});                     // 8 free slots in all
+    reps[0].expected_work = 40;                      // 10 more blocks for request 1
+    gm.decide(reps);
+    EXPECT_EQ(gm.status(RequestId{2}), reserve ? RequestStatus::kQueued : RequestStatus::kRunning);
+    if (!reserve) continue;
+    reps = reports({8, 8});  // request 1 finished: 16 free, nothing owed
+    reps[0].finished.push_back(RequestId{1});
+    gm.decide(reps);
+    EXPECT_EQ(gm.status(RequestId{2}), RequestStatus::kRunning);
+  }
+}
+
 TEST(GManager, LocalPolicyNeverGrants) {
   GManagerConfig c = config(2);
   c.policy = KvPolicy::kLocal;

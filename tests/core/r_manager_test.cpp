@@ -99,38 +99,42 @@ TEST(RManager, GrantInPushesAFullBlockAndTheNextBoundaryFreesTheHomeSlot) {
 }
 
 // The engine's extra steps between boundaries grow only requests whose blocks are all plain
-// local ones: not one with a block pushing out, nor (after the push lands) one with a block
-// on a creditor. Their batch keeps to the limits given.
-TEST(RManager, HomeStepGrowsOnlyRequestsWholeAtHome) {
+// local ones (not one with a block pushing out, nor, after the push lands, one with a block on
+// a creditor), only into the room of the blocks they hold (no slot is taken: what the last
+// report promised stays free), and keep to the limits given.
+TEST(RManager, HomeStepGrowsOnlyRequestsWholeAtHomeIntoTheirOwnBlocks) {
   RManager rm(config(16));
-  place(rm, 1, 16, 8);  // 4 blocks
-  place(rm, 2, 6, 20);  // 2 blocks
+  place(rm, 1, 16, 8);  // 4 blocks of 4 tokens
+  place(rm, 2, 6, 20);  // 2 blocks, room for 2 more tokens
   rm.run_step();
   rm.make_report(1);
   RankDecision d = decision();
   d.grants_in.push_back(Grant{ContractId{0}, RequestId{1}, kMe, BlockRef{kPeer, SlotId{5}}});
   rm.apply(d);
-  const auto only_two = [&](const std::vector<Growth>& g) {
-    ASSERT_EQ(g.size(), 1u);
-    EXPECT_EQ(g[0].request, RequestId{2});
-    EXPECT_EQ(g[0].tokens, 1);
-    EXPECT_FALSE(g[0].prefill);
-  };
-  only_two(rm.grow_home_step(BatchLimits{64, 8, 16}));  // request 1 is pushing a block
+  const auto& two = rm.requests().at(RequestId{2}).table;
+  const std::int32_t free = rm.stats().free;
+  const auto g = rm.grow_home_step(BatchLimits{64, 8, 16});  // request 1 is pushing a block
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].request, RequestId{2});
+  EXPECT_EQ(g[0].tokens, 1);
+  EXPECT_FALSE(g[0].prefill);
+  EXPECT_EQ(rm.stats().free, free);
   rm.check_invariants();
-  rm.run_step();
+  rm.run_step();  // request 2 fills its second block
   rm.make_report(2);
   ASSERT_EQ(rm.requests().at(RequestId{1}).table.remote_blocks(), 1);
-  only_two(rm.grow_home_step(BatchLimits{64, 8, 16}));  // request 1 has a remote block
-  EXPECT_EQ(rm.requests().at(RequestId{2}).table.tokens(), 6 + 3);
-  rm.check_invariants();
-  // A request whole at home in prefill: its chunk keeps to the limits.
-  place(rm, 3, 40, 4);
-  const auto g = rm.grow_home_step(BatchLimits{8, 8, 8});
-  ASSERT_EQ(g.size(), 2u);  // the decode of 2 first, then 7 prefill tokens of 3 in the budget
-  EXPECT_EQ(g[1].request, RequestId{3});
-  EXPECT_TRUE(g[1].prefill);
-  EXPECT_EQ(g[1].tokens, 7);
+  EXPECT_EQ(two.tokens(), 8);
+  const std::int32_t free2 = rm.stats().free;
+  EXPECT_TRUE(rm.grow_home_step(BatchLimits{64, 8, 16}).empty());  // 1 is remote, 2 is full
+  EXPECT_EQ(rm.stats().free, free2);
+  rm.run_step();  // a boundary step takes request 2 its third block
+  EXPECT_EQ(two.size(), 3);
+  place(rm, 3, 3, 4);
+  rm.run_step();  // request 3: its prompt in one block with room for one more token
+  const auto h = rm.grow_home_step(BatchLimits{64, 1, 16});  // one request per step
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].request, RequestId{2});  // the oldest first
+  EXPECT_EQ(two.tokens(), 11);
   rm.check_invariants();
 }
 

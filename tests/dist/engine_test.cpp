@@ -203,7 +203,10 @@ INSTANTIATE_TEST_SUITE_P(Ranks, Equivalence,
 // --fill-waits on it runs extra steps of its all-local requests until rank 1 is done; the
 // outputs still equal one rank's. With off it runs none.
 TEST_F(Engine, FillWaitsRunsExtraStepsWhileASlowerRankFinishes) {
-  const auto in = write("fill.jsonl", mixed_input());
+  // Requests the gManager spreads over both ranks, decoding long enough to fill waits with.
+  std::string text;
+  for (int i = 0; i < 8; ++i) text += doc("req" + std::to_string(i), 40 + 8 * i, 40, 10 + i);
+  const auto in = write("fill.jsonl", text);
   const auto ref = reference(in);
   std::map<std::string, json> m;
   for (const std::string fill : {"on", "off"}) {
@@ -219,7 +222,6 @@ TEST_F(Engine, FillWaitsRunsExtraStepsWhileASlowerRankFinishes) {
   }
   EXPECT_GT(m["on"]["fill_steps"].get<int>(), 0);
   EXPECT_EQ(m["off"]["fill_steps"].get<int>(), 0);
-  EXPECT_GT(m["on"]["loans_total"].get<int>(), 0) << "the long documents never borrowed";
 }
 
 // Two medium requests fill rank 0's pool; a long one placed beside them borrows from rank 1.
