@@ -109,7 +109,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   Parsed<GenerateConfig> out;
   GenerateConfig& c = out.config;
   std::string kv_policy = "pooled", remote = "auto", dgfm = "on",
-              fill_waits = "on";
+              fill_waits = "on", admission = "reserve";
   po::options_description job("job");
   job.add_options()
       ("help,h", "show this help")
@@ -145,7 +145,8 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("remote-attention", po::value(&remote)->default_value(remote), "push-query | pull-kv | auto")
       ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps")
       ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB")
-      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off: a rank done with its step before the others runs extra steps of its requests whose KV is all at home (pooled)");
+      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off: a rank done with its step before the others runs extra steps of its requests whose KV is all at home (pooled)")
+      ("admission", po::value(&admission)->default_value(admission), "reserve | optimistic: place a request only where the cluster's room (lending caps included) covers it after the running requests' remaining growth, or against the free slots alone, preempting when growth meets (pooled)");
   po::options_description all;
   all.add(job).add(sampling).add(kv);
 
@@ -158,6 +159,10 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   c.remote_attention = parse_remote_attention(remote);
   c.dgfm = parse_on_off("dgfm", dgfm);
   c.fill_waits = parse_on_off("fill-waits", fill_waits);
+  if (admission != "reserve" && admission != "optimistic") {
+    throw UsageError("admission", "'" + admission + "' is not one of reserve, optimistic");
+  }
+  c.admission_reserve = admission == "reserve";
   require_range("max-new-tokens", c.max_new_tokens, 0, 1 << 24);
   require_range("min-new-tokens", c.min_new_tokens, 0, c.max_new_tokens);
   require_range("temperature", c.temperature, 0.0, 100.0);

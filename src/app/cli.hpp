@@ -50,6 +50,9 @@ struct GenerateConfig {
   bool dgfm = true;
   double dgfm_budget_mb = 64.0;  // per boundary; less than one rBlock moves none
   bool fill_waits = true;  // pooled: extra all-home steps while slower ranks finish theirs
+  // pooled: place a request only where the cluster's room covers it after the running
+  // requests' remaining growth (reserve), or against the free slots alone (optimistic).
+  bool admission_reserve = true;
   // The job.
   bool resume = false;
   bool overwrite = false;

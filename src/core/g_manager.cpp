@@ -267,11 +267,24 @@ void GManager::place(const std::vector<StepReport>& reports, std::vector<RankDec
   // while an older one was still growing into the same slots: it was preempted when they met
   // and placed again as soon as anything freed, recomputing thousands of tokens each time (the
   // demo: the longest document preempted 6 times, 36K prefill tokens for 14K of prompts).
+  // The lending cap counts too: a rank's free slots beyond what it may still lend serve only
+  // its own requests, so the room any one request can reach is everything lendable plus the
+  // largest such home-only remainder.
   std::int64_t headroom = 0;
-  for (const auto& l : loads) headroom += l.free_blocks;
-  for (const StepReport& rep : reports) {
-    if (!config_.reserve_growth) break;
-    headroom -= (rep.expected_work + config_.block_tokens - 1) / config_.block_tokens;
+  if (config_.reserve_growth) {
+    std::int32_t home_only = 0;
+    for (std::size_t r = 0; r < free_.size(); ++r) {
+      const auto f = static_cast<std::int32_t>(free_[r].size());
+      const std::int32_t lendable = std::min(f, std::max(0, room_[r]));
+      headroom += lendable;
+      home_only = std::max(home_only, f - lendable);
+    }
+    headroom += home_only;
+    for (const StepReport& rep : reports) {
+      headroom -= (rep.expected_work + config_.block_tokens - 1) / config_.block_tokens;
+    }
+  } else {
+    for (const auto& l : loads) headroom += l.free_blocks;
   }
   std::int32_t placed = 0;
   while (!queue_.empty() && placed < config_.max_placements) {

@@ -222,6 +222,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
     gc.shape.capacity.assign(static_cast<std::size_t>(size_), options_.pool_slots);
     gc.shape.max_lend_fraction = options_.max_lend_fraction;
     gc.node_of_rank = nodes;  // the launcher's real mapping, whatever it was
+    gc.reserve_growth = options_.reserve_growth;
     gc.policy = KvPolicy::kPooled;
     gc.block_tokens = bt;
     // The byte budget in whole rBlocks: below one rBlock, no move (as --dgfm off).

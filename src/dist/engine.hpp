@@ -51,6 +51,7 @@ struct EngineOptions {
   // pooled: a rank done with its step before the others runs extra steps of its all-local
   // requests until every rank is done (see run_pooled).
   bool fill_waits = true;
+  bool reserve_growth = true;  // GManagerConfig::reserve_growth (--admission)
 };
 
 // One step of the whole cluster, as rank 0 sees it at the boundary after it.

@@ -41,18 +41,20 @@ TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(p.config.remote_attention, RemoteAttention::kAuto);
   EXPECT_TRUE(p.config.dgfm);
   EXPECT_TRUE(p.config.fill_waits);
+  EXPECT_TRUE(p.config.admission_reserve);
 }
 
 TEST(ParseGenerate, ReadsEveryKindOfValue) {
   const auto c = parse_generate(with_required({"--kv-pool-mb", "0.25", "--kv-policy", "local",
                                                "--remote-attention", "pull-kv", "--dgfm", "off",
-                                               "--fill-waits", "off", "--stop", "END", "--stop", "\n\n", "--resume"}))
+                                               "--fill-waits", "off", "--admission", "optimistic", "--stop", "END", "--stop", "\n\n", "--resume"}))
                      .config;
   EXPECT_DOUBLE_EQ(c.kv_pool_mb, 0.25);
   EXPECT_EQ(c.kv_policy, KvPolicy::kLocal);
   EXPECT_EQ(c.remote_attention, RemoteAttention::kPullKv);
   EXPECT_FALSE(c.dgfm);
   EXPECT_FALSE(c.fill_waits);
+  EXPECT_FALSE(c.admission_reserve);
   EXPECT_EQ(c.stop.size(), 2u);
   EXPECT_TRUE(c.resume);
 }
@@ -72,6 +74,7 @@ TEST(ParseGenerate, ErrorsNameTheOption) {
   EXPECT_EQ(rejected_option(with_required({"--kv-policy", "shared"})), "kv-policy");
   EXPECT_EQ(rejected_option(with_required({"--dgfm", "yes"})), "dgfm");
   EXPECT_EQ(rejected_option(with_required({"--fill-waits", "always"})), "fill-waits");
+  EXPECT_EQ(rejected_option(with_required({"--admission", "greedy"})), "admission");
   EXPECT_EQ(rejected_option(with_required({"--no-such-option", "1"})), "no-such-option");
   EXPECT_EQ(rejected_option(with_required({"--resume", "--overwrite"})), "resume");
   EXPECT_EQ(rejected_option(with_required({"--min-new-tokens", "9", "--max-new-tokens", "8"})),

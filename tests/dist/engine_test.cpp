@@ -224,7 +224,8 @@ TEST_F(Engine, FillWaitsRunsExtraStepsWhileASlowerRankFinishes) {
   EXPECT_EQ(m["off"]["fill_steps"].get<int>(), 0);
 }
 
-// Two medium requests fill rank 0's pool; a long one placed beside them borrows from rank 1.
+// Two medium requests fill rank 0's pool; a long one placed beside them borrows from rank 1
+// (optimistic admission: reserving the mediums' growth would keep it queued until they end).
 // When the first medium one finishes, its home has room: DGFM brings the borrowed blocks home
 // while the long one still decodes. Without DGFM they stay remote until it ends.
 std::string dgfm_input() {
@@ -245,7 +246,8 @@ TEST_F(Engine, DgfmBringsBorrowedBlocksHomeOutputsUnchanged) {
     const auto out = path("dgfm." + mode + ".jsonl");
     const auto metrics = path("dgfm." + mode + ".metrics.json");
     const auto r = mpi_infllm(
-        2, common(in, out) + " --kv-pool-mb 0.625 --dgfm " + mode + " --metrics " + metrics);
+        2, common(in, out) + " --kv-pool-mb 0.625 --admission optimistic --dgfm " + mode +
+               " --metrics " + metrics);
     ASSERT_EQ(r.code, 0) << r.out;
     expect_equivalent(ref, read_results(out));
     const json m = read_json(metrics);
@@ -280,7 +282,8 @@ TEST_F(Engine, DgfmBudgetBelowOneRBlockMovesNothing) {
   const auto metrics = path("budget.metrics.json");
   const auto r =
       mpi_infllm(2, common(in, path("budget.jsonl.out.jsonl")) +
-                        " --kv-pool-mb 0.625 --dgfm-budget-mb 0.01 --metrics " + metrics);
+                        " --kv-pool-mb 0.625 --admission optimistic --dgfm-budget-mb 0.01 "
+                        "--metrics " + metrics);
   ASSERT_EQ(r.code, 0) << r.out;
   const json m = read_json(metrics);
   EXPECT_GT(m["loans_total"].get<int>(), 0);
@@ -331,7 +334,8 @@ TEST_F(Engine, ExhaustionFinishesEverythingThroughPreemption) {
   const auto out = path("exhaust.out.jsonl");
   const auto metrics = path("exhaust.metrics.json");
   const auto r = mpi_infllm(
-      4, common(in, out) + " --kv-pool-mb 1 --max-lend-fraction 0.1 --metrics " + metrics);
+      4, common(in, out) +
+             " --kv-pool-mb 1 --max-lend-fraction 0.1 --admission optimistic --metrics " + metrics);
   EXPECT_EQ(r.code, 1) << r.out;
   const auto got = read_results(out);
   ASSERT_EQ(got.size(), 7u);
@@ -341,6 +345,33 @@ TEST_F(Engine, ExhaustionFinishesEverythingThroughPreemption) {
     EXPECT_EQ(got.at("x" + std::to_string(i))["status"], "done");
   }
   EXPECT_GT(read_json(metrics)["preemptions"].get<int>(), 0);
+}
+
+// The same six documents without the oversized one: with the default admission (reserve the
+// running requests' remaining growth, lending caps counted) none is ever preempted and every
+// prompt is prefilled exactly once; the optimistic admission preempts and recomputes.
+TEST_F(Engine, ReservingAdmissionNeverPreemptsWhereOptimisticDoes) {
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += doc("x" + std::to_string(i), 700 + 50 * i, 10, 20 + i);
+  const auto in = write("admission.jsonl", text);
+  const auto ref = reference(in);
+  std::map<std::string, json> m;
+  for (const std::string admission : {"reserve", "optimistic"}) {
+    const auto out = path("admission." + admission + ".jsonl");
+    const auto metrics = path("admission." + admission + ".metrics.json");
+    const auto r = mpi_infllm(4, common(in, out) +
+                                     " --kv-pool-mb 1 --max-lend-fraction 0.1 --fill-waits off "
+                                     "--admission " +
+                                     admission + " --metrics " + metrics);
+    ASSERT_EQ(r.code, 0) << r.out;
+    expect_equivalent(ref, read_results(out));
+    m[admission] = read_json(metrics);
+  }
+  EXPECT_EQ(m["reserve"]["preemptions"], 0);
+  EXPECT_EQ(m["reserve"]["prefill_tokens_computed"], m["reserve"]["prompt_tokens"]);
+  EXPECT_GT(m["optimistic"]["preemptions"].get<int>(), 0);
+  EXPECT_GT(m["optimistic"]["prefill_tokens_computed"].get<int>(),
+            m["optimistic"]["prompt_tokens"].get<int>());
 }
 
 // The HDF5 output of a pooled run, read by an independent reader (h5dump): results with where
