@@ -7,9 +7,9 @@
 //                     run; the longest one done. Ratio against the ideal N and against the
 //                     lending bound 1 + (N - 1) * max_lend_fraction.
 //   mixed             a few long and many short documents on 4 ranks (--ranks N), pooled vs
-//                     local (--fill-waits MODE goes to both; local ignores it), on a generated
-//                     model or --model PATH: tokens/s of the whole job and its ratio (the
-//                     paper's 1.35-3.4x on GPUs).
+//                     local (--fill-waits and --admission go to both; local ignores them), on
+//                     a generated model or --model PATH: tokens/s of the whole job and its
+//                     ratio (the paper's 1.35-3.4x on GPUs).
 //   remote-attention  decode of one long document whose KV lives on 1..3 creditors: step time
 //                     and bytes moved per decode step, push-query vs pull-KV vs all-local.
 //
@@ -203,6 +203,7 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
                 infllm::model::load_model(given, infllm::model::LoadOptions{false}).config);
   const int ranks = std::stoi(arg_value(argc, argv, "--ranks", "4"));
   const std::string fill = arg_value(argc, argv, "--fill-waits", "on");
+  const std::string admission = arg_value(argc, argv, "--admission", "reserve");
   if (ranks < 2 || ranks > 64) throw infllm::UsageError("ranks", "must be 2..64");
   // Long documents that each take 60-95% of one pool (long prompts, short answers: the
   // long-document summarization case) among many short chat-sized requests.
@@ -226,18 +227,18 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   const double pool_mb = slots * block_bytes / 1048576.0;
   std::printf(
       "# mixed: %d ranks, %s model, %d long documents of up to %lld tokens (+%d new) and "
-      "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB); --fill-waits %s\n",
+      "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB); --fill-waits %s --admission %s\n",
       ranks, given.empty() ? preset.c_str() : given.c_str(), longs, static_cast<long long>(long_len), long_new, shorts,
-      short_len, short_new, slots, pool_mb, fill.c_str());
+      short_len, short_new, slots, pool_mb, fill.c_str(), admission.c_str());
   std::printf("%8s %6s %10s %12s %10s %10s %8s\n", "policy", "done", "wall s", "tokens", "tok/s",
               "loans", "preempt");
   double tps[2] = {0, 0};
   for (int p = 0; p < 2; ++p) {
     const std::string policy = p == 0 ? "local" : "pooled";
-    char args[160];
+    char args[200];
     std::snprintf(args, sizeof args,
-                  "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32 --fill-waits %s", pool_mb,
-                  policy.c_str(), fill.c_str());
+                  "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32 --fill-waits %s --admission %s",
+                  pool_mb, policy.c_str(), fill.c_str(), admission.c_str());
     const Run r = generate(e, ranks, model, input.string(), args, policy);
     if (r.code != 0) e.ok = false;
     std::int64_t tokens = 0, done = 0;

@@ -236,7 +236,8 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
         ("model", po::value<std::string>(), "model for `forward` (default: the cached SmolLM2) and `mixed` (default: generated)")
         ("threads", po::value<int>(), "threads per rank for `forward` (default: all cores)")
         ("ranks", po::value<int>(), "ranks for `mixed` (default: 4)")
-        ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: on)");
+        ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: on)")
+        ("admission", po::value<std::string>(), "--admission of the pooled run of `mixed` (default: reserve)");
     positional.add("name", 1);
     usage += " NAME [--full]";
   } else if (subcommand == "simulate") {
