@@ -8,7 +8,9 @@
 // moves. Also timed: merging the partial states of 8 partitions (8 ranks holding blocks of the
 // request), as a fraction of the MA time. Goals (issue 5): ratio >= 0.8 at >= 64K tokens; merge
 // < 1% of MA. INFLLM_BENCH_MA_KERNEL=avx2 (or avx512, portable) in the environment times that
-// kernel instead of kAuto's, to compare kernels in one sitting.
+// kernel instead of kAuto's, to compare kernels in one sitting. INFLLM_BENCH_HUGEPAGES=1 puts
+// the pool on transparent 2 MiB pages (madvise; Linux) instead of allocating it as the engine
+// does (operator new, 4 KiB pages), to measure what huge pages would give the engine's pools.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,10 +18,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "app/bench.hpp"
 #include "backend/cpu/attention.hpp"
@@ -95,7 +102,31 @@ struct Row {
   double kv_mib, ma_ms, ma_gbs, read_gbs, ratio, merge_us, merge_frac;
 };
 
-Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kernel) {
+// The pool's bytes: operator new as the engine, or 2 MiB-aligned and advised onto transparent
+// huge pages (before the first touch) when `huge`.
+struct PoolFree {
+  bool huge = false;
+  void operator()(std::byte* p) const {
+    if (huge) std::free(p);
+    else delete[] p;
+  }
+};
+std::unique_ptr<std::byte[], PoolFree> alloc_pool(std::size_t bytes, bool huge) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (huge) {
+    constexpr std::size_t kHuge = std::size_t{1} << 21;
+    void* p = std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
+    if (p == nullptr) throw std::bad_alloc();
+    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: a refusal leaves 4 KiB pages
+    return {static_cast<std::byte*>(p), PoolFree{true}};
+  }
+#else
+  (void)huge;
+#endif
+  return {new std::byte[bytes], PoolFree{false}};
+}
+
+Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kernel, bool huge) {
   BlockGeometry g;
   g.block_tokens = kBlockTokens;
   g.layers = 1;
@@ -104,7 +135,7 @@ Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kern
   g.dtype = dtype;
   const auto n_blocks = static_cast<std::int32_t>((context + kBlockTokens - 1) / kBlockTokens);
   const std::size_t bytes = g.block_bytes() * n_blocks;
-  std::unique_ptr<std::byte[]> pool_bytes(new std::byte[bytes]);
+  const auto pool_bytes = alloc_pool(bytes, huge);
   fill_pool(pool_bytes.get(), bytes, dtype, threads);
   const cpu::KvPool pool{pool_bytes.get(), g.block_bytes(), n_blocks, g};
 
@@ -167,6 +198,8 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
     }
     if (k != "auto") kernel_name = env;
   }
+  const char* huge_env = std::getenv("INFLLM_BENCH_HUGEPAGES");
+  const bool huge = huge_env != nullptr && std::string(huge_env) == "1";
   std::vector<std::pair<std::int64_t, KvDtype>> cases;
   std::vector<std::int64_t> contexts = {4096, 16384, 65536, 262144};
   if (options.full) contexts.push_back(1048576);
@@ -183,6 +216,7 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
               threads, kernel_name);
   std::printf("# times are the best of >= 3 runs (>= %.1f s); merge = %d partitions' states\n",
               kMinSeconds, kMergeParts);
+  if (huge) std::printf("# pool on transparent 2 MiB pages (INFLLM_BENCH_HUGEPAGES=1)\n");
   // Other processes on the node take cores and bandwidth from both MA and the read: say so.
   if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
     double load = 0;
@@ -193,7 +227,7 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
               "MA_GB/s", "read_GB/s", "ratio", "merge_us", "merge/MA");
   std::vector<std::string> below;
   for (const auto& [context, dtype] : cases) {
-    const Row r = measure(context, dtype, threads, kernel);
+    const Row r = measure(context, dtype, threads, kernel, huge);
     std::printf("%9lld %5s %9.1f %9.3f %9.2f %10.2f %6.2f %9.2f %8.3f%%\n",
                 static_cast<long long>(r.context), infllm::dtype_name(r.dtype), r.kv_mib, r.ma_ms,
                 r.ma_gbs, r.read_gbs, r.ratio, r.merge_us, 100.0 * r.merge_frac);
