@@ -164,7 +164,9 @@ TEST_P(Equivalence, OutputsEqualOneRankAndTheLedgerEndsEmpty) {
   EXPECT_GT(m["loans_total"].get<int>(), 0) << "no request borrowed";
   EXPECT_GT(m["ledger_max"].get<int>(), 0);
   EXPECT_EQ(m["ledger_outstanding_end"], 0);
-  if (std::string(fill) == "off") EXPECT_EQ(m["fill_steps"], 0);
+  if (std::string(fill) == "off") {
+    EXPECT_EQ(m["fill_steps"], 0);
+  }
   std::size_t most_creditors = 0;
   for (const auto& [id, g] : got) {
     if (id.rfind("long", 0) == 0) {
