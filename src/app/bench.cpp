@@ -1,6 +1,7 @@
 // bench.cpp: dispatch of `infllm bench NAME` (see bench.hpp).
 #include "app/bench.hpp"
 
+#include <cstring>
 #include <iostream>
 #include <map>
 
@@ -36,6 +37,13 @@ BenchRegistration::BenchRegistration(const char* name, BenchFn fn) { registry()[
 BenchFn find_bench(const std::string& name) {
   const auto it = registry().find(name);
   return it == registry().end() ? nullptr : it->second;
+}
+
+std::string bench_arg(int argc, char** argv, const char* name, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return fallback;
 }
 
 int run_bench(const std::vector<std::string>& args, int argc, char** argv) {

@@ -34,6 +34,10 @@ struct BenchRegistration {
 // The registered function of `name`, or nullptr.
 BenchFn find_bench(const std::string& name);
 
+// The value after option `name` (`--threads 2`) among the process's arguments, or `fallback`:
+// a benchmark's own options, which run_bench passes through.
+std::string bench_arg(int argc, char** argv, const char* name, const std::string& fallback);
+
 // Runs `infllm bench <args>`.
 int run_bench(const std::vector<std::string>& args, int argc, char** argv);
 

@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -46,13 +45,6 @@ struct Env {
   fs::path dir;      // scratch
   bool ok = true;
 };
-
-std::string arg_value(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return fallback;
-}
 
 int shell(const std::string& cmd) {
   const int status = std::system(cmd.c_str());
@@ -193,7 +185,7 @@ int capacity(int, char**, const infllm::app::BenchOptions& o) {
 int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   Env e = make_env("mixed");
   // --model PATH: a real model instead of a generated one (its rBlocks size the pools).
-  const std::string given = arg_value(argc, argv, "--model", "");
+  const std::string given = infllm::app::bench_arg(argc, argv, "--model", "");
   const std::string preset = o.full ? "small" : "micro";
   const std::string model = given.empty() ? make_model(e, preset) : given;
   const double block_bytes =
@@ -201,9 +193,9 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
           ? block_bytes_of(preset)
           : block_bytes_of(
                 infllm::model::load_model(given, infllm::model::LoadOptions{false}).config);
-  const int ranks = std::stoi(arg_value(argc, argv, "--ranks", "4"));
-  const std::string fill = arg_value(argc, argv, "--fill-waits", "on");
-  const std::string admission = arg_value(argc, argv, "--admission", "reserve");
+  const int ranks = std::stoi(infllm::app::bench_arg(argc, argv, "--ranks", "4"));
+  const std::string fill = infllm::app::bench_arg(argc, argv, "--fill-waits", "on");
+  const std::string admission = infllm::app::bench_arg(argc, argv, "--admission", "reserve");
   if (ranks < 2 || ranks > 64) throw infllm::UsageError("ranks", "must be 2..64");
   // Long documents that each take 60-95% of one pool (long prompts, short answers: the
   // long-document summarization case) among many short chat-sized requests.

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <string>
@@ -30,13 +29,6 @@ namespace model = infllm::model;
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string arg_value(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return fallback;
 }
 
 // A pool and block tables for `seqs` sequences of up to `tokens` positions each.
@@ -79,7 +71,7 @@ struct Bench {
 
 int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
   const std::string home = std::getenv("HOME") ? std::getenv("HOME") : "/root";
-  const std::string path = arg_value(
+  const std::string path = infllm::app::bench_arg(
       argc, argv, "--model", home + "/.cache/infllm/models/SmolLM2-135M-Instruct.Q4_1.gguf");
   if (!std::filesystem::exists(path)) {
     std::fprintf(stderr,
@@ -88,7 +80,7 @@ int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
     return 2;
   }
   const int threads =
-      std::stoi(arg_value(argc, argv, "--threads", std::to_string(infllm::cpu::available_cores())));
+      std::stoi(infllm::app::bench_arg(argc, argv, "--threads", std::to_string(infllm::cpu::available_cores())));
   infllm::cpu::set_threads(threads);
   const model::LoadedModel m = model::load_model(path);
   const auto& c = m.config;
