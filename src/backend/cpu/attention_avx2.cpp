@@ -36,22 +36,15 @@ namespace infllm::cpu::detail {
 namespace {
 
 // 2^x for x <= 0 (and -inf): 0 below -126 (a weight under 2^-126 of the row's max is dropped),
-// else a degree-7 Taylor polynomial of 2^f on f in [-0.5, 0.5] (relative error < 1e-8 before
-// rounding) times 2^n.
+// else kExp2Taylor's polynomial of 2^f on f in [-0.5, 0.5] times 2^n.
 INFLLM_AVX2_FN inline __m256 exp2_nonpositive(__m256 x) {
   const __m256 lo = _mm256_set1_ps(-126.0f);
   const __m256 valid = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
   const __m256 xc = _mm256_max_ps(x, lo);
   const __m256 n = _mm256_round_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256 f = _mm256_sub_ps(xc, n);
-  __m256 p = _mm256_set1_ps(1.5252733804059841e-05f);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.5403530393381608e-04f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-03f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6181291076284772e-03f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5504108664821580e-02f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022650695910071e-01f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718055994531e-01f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+  __m256 p = _mm256_set1_ps(kExp2Taylor[0]);
+  for (int k = 1; k < 8; ++k) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(kExp2Taylor[k]));
   const __m256i e =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_and_ps(valid, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));

@@ -90,22 +90,16 @@ struct Widen<f16> {
   }
 };
 
-// 2^x for x <= 0 (and -inf): 0 below -126, else the AVX2 kernel's degree-7 polynomial of 2^f on
-// f in [-0.5, 0.5] times 2^n (the same values as the AVX2 step).
+// 2^x for x <= 0 (and -inf): 0 below -126, else kExp2Taylor's polynomial of 2^f on f in
+// [-0.5, 0.5] times 2^n (the same values as the AVX2 step).
 INFLLM_AVX512_INLINE __m512 exp2_nonpositive(__m512 x) {
   const __m512 lo = _mm512_set1_ps(-126.0f);
   const __mmask16 valid = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
   const __m512 xc = _mm512_max_ps(x, lo);
   const __m512 n = _mm512_roundscale_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(xc, n);
-  __m512 p = _mm512_set1_ps(1.5252733804059841e-05f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393381608e-04f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-03f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-03f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-02f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-01f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-01f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  __m512 p = _mm512_set1_ps(kExp2Taylor[0]);
+  for (int k = 1; k < 8; ++k) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Taylor[k]));
   const __m512i e =
       _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_maskz_mul_ps(valid, p, _mm512_castsi512_ps(e));
