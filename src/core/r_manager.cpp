@@ -45,14 +45,19 @@ std::int32_t RManager::entry_at(BlockRef ref) const {
   return it->second.second;
 }
 
-std::vector<BatchItem> RManager::next_batch() const {
-  std::vector<BatchCandidate> candidates;
-  candidates.reserve(requests_.size());
+std::vector<BatchCandidate> RManager::candidates(bool home_only) const {
+  std::vector<BatchCandidate> out;
+  out.reserve(requests_.size());
   for (const auto& [id, p] : requests_) {
-    candidates.push_back(BatchCandidate{id, p.spec.age, p.spec.prompt_tokens - p.prefilled,
-                                        p.spec.max_new_tokens - p.generated});
+    if (home_only && p.table.count(BlockState::kLocal) != p.table.size()) continue;
+    out.push_back(BatchCandidate{id, p.spec.age, p.spec.prompt_tokens - p.prefilled,
+                                 p.spec.max_new_tokens - p.generated});
   }
-  return plan_batch(std::move(candidates), config_.batch);
+  return out;
+}
+
+std::vector<BatchItem> RManager::next_batch() const {
+  return plan_batch(candidates(/*home_only=*/false), config_.batch);
 }
 
 std::int32_t RManager::blocks_needed(const std::vector<BatchItem>& batch) const {
@@ -228,13 +233,7 @@ std::vector<Growth> RManager::grow_step(StepOutcome* outcome) {
 }
 
 std::vector<Growth> RManager::grow_home_step(const BatchLimits& limits) {
-  std::vector<BatchCandidate> candidates;
-  for (const auto& [id, p] : requests_) {
-    if (p.table.count(BlockState::kLocal) != p.table.size()) continue;
-    candidates.push_back(BatchCandidate{id, p.spec.age, p.spec.prompt_tokens - p.prefilled,
-                                        p.spec.max_new_tokens - p.generated});
-  }
-  return grow(plan_batch(std::move(candidates), limits), nullptr, /*allocate=*/false);
+  return grow(plan_batch(candidates(/*home_only=*/true), limits), nullptr, /*allocate=*/false);
 }
 
 std::vector<Growth> RManager::grow(const std::vector<BatchItem>& batch, StepOutcome* outcome,

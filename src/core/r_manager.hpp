@@ -115,6 +115,8 @@ class RManager {
   void check_invariants() const;
 
  private:
+  // What each running request has left; home_only: only those whose blocks are all local.
+  std::vector<BatchCandidate> candidates(bool home_only) const;
   std::vector<BatchItem> next_batch() const;
   std::vector<Growth> grow(const std::vector<BatchItem>& batch, StepOutcome* outcome,
                            bool allocate);
