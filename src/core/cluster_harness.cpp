@@ -1,6 +1,7 @@
 // cluster_harness.cpp: the in-process cluster and its cross-rank invariants (see header).
 #include "core/cluster_harness.hpp"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <unordered_set>
@@ -51,7 +52,9 @@ GManagerConfig gmanager_config(const ClusterConfig& c) {
   GManagerConfig g;
   g.shape.capacity.assign(static_cast<std::size_t>(c.ranks), c.capacity);
   g.shape.max_lend_fraction = c.max_lend_fraction;
-  g.ranks_per_node = c.ranks_per_node;
+  for (std::int32_t r = 0; r < c.ranks; ++r) {
+    g.node_of_rank.push_back(r / std::max<std::int32_t>(1, c.ranks_per_node));
+  }
   g.policy = c.policy;
   g.block_tokens = c.block_tokens;
   g.dgfm_max_moves = c.dgfm_max_moves;

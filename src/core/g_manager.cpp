@@ -44,7 +44,7 @@ GManager::GManager(const GManagerConfig& config)
       ledger_(static_cast<std::int32_t>(std::max<std::size_t>(1, config.shape.capacity.size()))),
       at_rank_(config.shape.capacity.size()) {
   if (config.shape.capacity.empty()) misuse("a cluster needs at least one rank");
-  if (config.ranks_per_node <= 0 || config.block_tokens <= 0) misuse("non-positive config");
+  if (config.block_tokens <= 0) misuse("non-positive config");
   if (!config.node_of_rank.empty() &&
       (config.node_of_rank.size() != config.shape.capacity.size() ||
        *std::min_element(config.node_of_rank.begin(), config.node_of_rank.end()) < 0)) {

@@ -35,9 +35,8 @@ namespace infllm {
 
 struct GManagerConfig {
   ClusterShape shape;               // capacity per rank (its size is the rank count), lend cap
-  std::int32_t ranks_per_node = 1;  // ranks r and s share a node when r / n == s / n ...
-  // ... unless this names each rank's node (0, 1, ...): what the launcher really did, by-slot,
-  // cyclic or any other mapping.
+  // Each rank's node (0, 1, ...), as the launcher placed them (by slot, cyclic, any mapping);
+  // empty: every rank on a node of its own.
   std::vector<std::int32_t> node_of_rank;
   KvPolicy policy = KvPolicy::kPooled;
   std::int32_t block_tokens = 16;
@@ -104,7 +103,7 @@ class GManager {
   };
 
   std::int32_t node_of(std::int32_t rank) const {
-    return config_.node_of_rank.empty() ? rank / config_.ranks_per_node
+    return config_.node_of_rank.empty() ? rank
                                         : config_.node_of_rank[static_cast<std::size_t>(rank)];
   }
   void end_running(RequestId request, RequestStatus status, std::vector<RankDecision>& out);

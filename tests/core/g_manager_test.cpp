@@ -17,7 +17,7 @@ GManagerConfig config(std::int32_t ranks, std::int32_t ranks_per_node = 1) {
   GManagerConfig c;
   c.shape.capacity.assign(static_cast<std::size_t>(ranks), 8);
   c.shape.max_lend_fraction = 1.0;
-  c.ranks_per_node = ranks_per_node;
+  for (std::int32_t r = 0; r < ranks; ++r) c.node_of_rank.push_back(r / ranks_per_node);
   c.block_tokens = 4;
   c.dgfm_max_moves = 0;
   return c;
