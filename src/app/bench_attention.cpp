@@ -107,8 +107,10 @@ struct Row {
 struct PoolFree {
   bool huge = false;
   void operator()(std::byte* p) const {
-    if (huge) std::free(p);
-    else delete[] p;
+    if (huge)
+      std::free(p);
+    else
+      delete[] p;
   }
 };
 std::unique_ptr<std::byte[], PoolFree> alloc_pool(std::size_t bytes, bool huge) {
@@ -154,8 +156,8 @@ Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kern
   std::vector<float> o(q.size()), m(kQHeads), l(kQHeads);  // one partial state
   const cpu::MaQuery query{q.data(), 1, context - 1, blocks};
   const cpu::MaOutput out{o.data(), m.data(), l.data()};
-  const cpu::MaParams params{0, kQHeads, 1.0f / std::sqrt(float{kHeadDim}),
-                             cpu::MaResult::kPartial, kernel};
+  const cpu::MaParams params{0, kQHeads, 1.0f / std::sqrt(float{kHeadDim}), cpu::MaResult::kPartial,
+                             kernel};
   const double ma = best_seconds(
       [&] { cpu::micro_attention(pool, params, std::span(&query, 1), std::span(&out, 1)); });
   volatile double sink = 0;
@@ -189,10 +191,14 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
   const char* kernel_name = cpu::ma_auto_kernel_name();
   if (const char* env = std::getenv("INFLLM_BENCH_MA_KERNEL"); env != nullptr) {
     const std::string k = env;
-    if (k == "avx512") kernel = cpu::MaKernel::kAvx512;
-    else if (k == "avx2") kernel = cpu::MaKernel::kAvx2;
-    else if (k == "portable") kernel = cpu::MaKernel::kPortable;
-    else if (k != "auto") throw infllm::UsageError("INFLLM_BENCH_MA_KERNEL", "auto, avx512, avx2 or portable");
+    if (k == "avx512")
+      kernel = cpu::MaKernel::kAvx512;
+    else if (k == "avx2")
+      kernel = cpu::MaKernel::kAvx2;
+    else if (k == "portable")
+      kernel = cpu::MaKernel::kPortable;
+    else if (k != "auto")
+      throw infllm::UsageError("INFLLM_BENCH_MA_KERNEL", "auto, avx512, avx2 or portable");
     if (!cpu::ma_kernel_supported(kernel)) {
       throw infllm::UsageError("INFLLM_BENCH_MA_KERNEL", k + " is not supported on this CPU");
     }

@@ -219,18 +219,21 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   const double pool_mb = slots * block_bytes / 1048576.0;
   std::printf(
       "# mixed: %d ranks, %s model, %d long documents of up to %lld tokens (+%d new) and "
-      "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB); --fill-waits %s --admission %s\n",
-      ranks, given.empty() ? preset.c_str() : given.c_str(), longs, static_cast<long long>(long_len), long_new, shorts,
-      short_len, short_new, slots, pool_mb, fill.c_str(), admission.c_str());
+      "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB); --fill-waits %s "
+      "--admission %s\n",
+      ranks, given.empty() ? preset.c_str() : given.c_str(), longs,
+      static_cast<long long>(long_len), long_new, shorts, short_len, short_new, slots, pool_mb,
+      fill.c_str(), admission.c_str());
   std::printf("%8s %6s %10s %12s %10s %10s %8s\n", "policy", "done", "wall s", "tokens", "tok/s",
               "loans", "preempt");
   double tps[2] = {0, 0};
   for (int p = 0; p < 2; ++p) {
     const std::string policy = p == 0 ? "local" : "pooled";
     char args[200];
-    std::snprintf(args, sizeof args,
-                  "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32 --fill-waits %s --admission %s",
-                  pool_mb, policy.c_str(), fill.c_str(), admission.c_str());
+    std::snprintf(
+        args, sizeof args,
+        "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32 --fill-waits %s --admission %s",
+        pool_mb, policy.c_str(), fill.c_str(), admission.c_str());
     const Run r = generate(e, ranks, model, input.string(), args, policy);
     if (r.code != 0) e.ok = false;
     std::int64_t tokens = 0, done = 0;

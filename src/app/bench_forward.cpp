@@ -79,8 +79,8 @@ int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
                  path.c_str());
     return 2;
   }
-  const int threads =
-      std::stoi(infllm::app::bench_arg(argc, argv, "--threads", std::to_string(infllm::cpu::available_cores())));
+  const int threads = std::stoi(infllm::app::bench_arg(
+      argc, argv, "--threads", std::to_string(infllm::cpu::available_cores())));
   infllm::cpu::set_threads(threads);
   const model::LoadedModel m = model::load_model(path);
   const auto& c = m.config;

@@ -108,9 +108,10 @@ bool parse_on_off(const char* name, const std::string& v) {
 Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   Parsed<GenerateConfig> out;
   GenerateConfig& c = out.config;
-  std::string kv_policy = "pooled", remote = "auto", dgfm = "on",
-              fill_waits = "on", admission = "reserve";
+  std::string kv_policy = "pooled", remote = "auto", dgfm = "on", fill_waits = "on",
+              admission = "reserve";
   po::options_description job("job");
+  // clang-format off
   job.add_options()
       ("help,h", "show this help")
       ("config", po::value<std::string>()->default_value(""), "read options from this file (key = value lines)")
@@ -121,7 +122,9 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("overwrite", po::bool_switch(&c.overwrite), "replace an existing output")
       ("metrics", po::value(&c.metrics)->default_value(""), "write a JSON summary of the run here")
       ("quiet", po::bool_switch(&c.quiet), "no progress lines");
+  // clang-format on
   po::options_description sampling("sampling and stopping");
+  // clang-format off
   sampling.add_options()
       ("max-new-tokens", po::value(&c.max_new_tokens)->default_value(c.max_new_tokens), "tokens to generate per request")
       ("min-new-tokens", po::value(&c.min_new_tokens)->default_value(c.min_new_tokens), "no stop before this many")
@@ -133,7 +136,9 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("min-p", po::value(&c.min_p)->default_value(c.min_p), "minimum probability relative to the top token")
       ("seed", po::value(&c.seed)->default_value(c.seed), "sampling seed (per request: seed, id, position)")
       ("logprobs", po::value(&c.logprobs)->default_value(c.logprobs), "record the top-N log-probabilities");
+  // clang-format on
   po::options_description kv("KV cache and batching");
+  // clang-format off
   kv.add_options()
       ("threads", po::value(&c.threads)->default_value(c.threads), "threads per rank (0 = node cores / ranks on node)")
       ("kv-pool-mb", po::value(&c.kv_pool_mb)->default_value(c.kv_pool_mb), "rBlock pool per rank in MiB, fractional allowed (0 = automatic)")
@@ -147,6 +152,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB")
       ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off: a rank done with its step before the others runs extra steps of its requests whose KV is all at home (pooled)")
       ("admission", po::value(&admission)->default_value(admission), "reserve | optimistic: place a request only where the cluster's room (lending caps included) covers it after the running requests' remaining growth, or against the free slots alone, preempting when growth meets (pooled)");
+  // clang-format on
   po::options_description all;
   all.add(job).add(sampling).add(kv);
 
@@ -186,6 +192,7 @@ Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args) {
   Parsed<MakeModelConfig> out;
   MakeModelConfig& c = out.config;
   po::options_description desc("make-model");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("config", po::value<std::string>()->default_value(""), "read options from this file (key = value lines)")
@@ -193,6 +200,7 @@ Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args) {
       ("out", po::value(&c.out)->required(), "output directory (Hugging Face layout)")
       ("seed", po::value(&c.seed)->default_value(c.seed), "weight seed")
       ("dtype", po::value(&c.dtype)->default_value(c.dtype), "f32 | f16 | bf16");
+  // clang-format on
   const auto vm = parse(args, desc);
   if (vm.count("help")) {
     out.help = help_text(
@@ -211,9 +219,11 @@ Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args) {
 Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args) {
   Parsed<InspectConfig> out;
   po::options_description desc("inspect");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("file", po::value(&out.config.path)->required(), "model directory, .gguf file, or .jsonl/.h5 input or output");
+  // clang-format on
   po::positional_options_description positional;
   positional.add("file", 1);
   const auto vm = parse(args, desc, &positional);
@@ -230,6 +240,7 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
   std::string usage = "infllm " + subcommand;
   desc.add_options()("help,h", "show this help");
   if (subcommand == "bench") {
+    // clang-format off
     desc.add_options()
         ("name", po::value<std::string>(), "benchmark name")
         ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)")
@@ -238,12 +249,15 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
         ("ranks", po::value<int>(), "ranks for `mixed` (default: 4)")
         ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: on)")
         ("admission", po::value<std::string>(), "--admission of the pooled run of `mixed` (default: reserve)");
+    // clang-format on
     positional.add("name", 1);
     usage += " NAME [--full]";
   } else if (subcommand == "simulate") {
+    // clang-format off
     desc.add_options()
         ("instances", po::value<int>(), "simulated instances")
         ("workload", po::value<std::string>(), "workload file");
+    // clang-format on
     usage += " --instances N --workload FILE";
   } else {
     throw UsageError(subcommand, "unknown subcommand");

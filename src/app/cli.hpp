@@ -49,7 +49,7 @@ struct GenerateConfig {
   RemoteAttention remote_attention = RemoteAttention::kAuto;
   bool dgfm = true;
   double dgfm_budget_mb = 64.0;  // per boundary; less than one rBlock moves none
-  bool fill_waits = true;  // pooled: extra all-home steps while slower ranks finish theirs
+  bool fill_waits = true;        // pooled: extra all-home steps while slower ranks finish theirs
   // pooled: place a request only where the cluster's room covers it after the running
   // requests' remaining growth (reserve), or against the free slots alone (optimistic).
   bool admission_reserve = true;

@@ -392,8 +392,9 @@ int run_generate(const GenerateConfig& cfg) {
                        st.earlier_ids.size());
     }
     const long kill_after = env_number("INFLLM_TEST_KILL_AFTER");
-    const long delay_rank =
-        std::getenv("INFLLM_TEST_DELAY_RANK") != nullptr ? env_number("INFLLM_TEST_DELAY_RANK") : -1;
+    const long delay_rank = std::getenv("INFLLM_TEST_DELAY_RANK") != nullptr
+                                ? env_number("INFLLM_TEST_DELAY_RANK")
+                                : -1;
     const long step_delay_ms =
         delay_rank < 0 || delay_rank == rank ? env_number("INFLLM_TEST_STEP_DELAY_MS") : 0;
     std::size_t finished = 0;

@@ -50,7 +50,7 @@ class InMemoryControlChannel final : public ControlChannel {
 struct ClusterConfig {
   std::int32_t ranks = 4;
   std::int32_t ranks_per_node = 1;  // ranks r and s share a node when r / n == s / n
-  std::int32_t capacity = 64;  // slots per instance
+  std::int32_t capacity = 64;       // slots per instance
   std::int32_t block_tokens = 16;
   double max_lend_fraction = 0.5;
   KvPolicy policy = KvPolicy::kPooled;

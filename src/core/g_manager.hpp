@@ -34,7 +34,7 @@
 namespace infllm {
 
 struct GManagerConfig {
-  ClusterShape shape;               // capacity per rank (its size is the rank count), lend cap
+  ClusterShape shape;  // capacity per rank (its size is the rank count), lend cap
   // Each rank's node (0, 1, ...), as the launcher placed them (by slot, cyclic, any mapping);
   // empty: every rank on a node of its own.
   std::vector<std::int32_t> node_of_rank;

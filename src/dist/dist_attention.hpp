@@ -57,8 +57,7 @@ class DistAttention final : public model::Attention {
   // its query rows this step. With `exchange` (the same on every rank) it is collective over
   // comm: ranks learn who sends them queries. Without, no rank may send any (checked).
   void plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
-            std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled,
-            bool exchange = true);
+            std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled, bool exchange = true);
   // Whether any rank will send this rank a query this step.
   bool serving() const { return !in_.empty(); }
   // Whether this rank's batch reads anything beyond its own pool.

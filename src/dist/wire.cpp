@@ -75,8 +75,7 @@ std::vector<T> vector_of(const json& j, F f) {
 json stats_json(const StepStats& s) {
   return json::array({s.prefill_tokens, s.decode_tokens, s.batch, s.local_blocks, s.remote_blocks,
                       s.push_bytes, s.pull_bytes, s.query_bytes, s.partial_bytes, s.dgfm_bytes,
-                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s,
-                      s.fill_steps});
+                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s, s.fill_steps});
 }
 StepStats stats_from(const json& j) {
   StepStats s;

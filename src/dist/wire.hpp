@@ -27,9 +27,9 @@ struct StepStats {
   std::int64_t dgfm_bytes = 0;     // DGFM block moves it carried out
   std::int32_t pool_used = 0;      // slots in use at the end of the step
   std::int32_t pool_slots = 0;
-  double compute_s = 0;  // the forward pass minus the waits inside it
-  double wait_s = 0;     // blocked on queries and partial states of others
-  double comm_s = 0;     // the boundary exchange, plan exchange and RMA of the step
+  double compute_s = 0;         // the forward pass minus the waits inside it
+  double wait_s = 0;            // blocked on queries and partial states of others
+  double comm_s = 0;            // the boundary exchange, plan exchange and RMA of the step
   std::int32_t fill_steps = 0;  // extra all-local steps run while slower ranks finished theirs
 };
 

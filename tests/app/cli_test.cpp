@@ -47,7 +47,8 @@ TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
 TEST(ParseGenerate, ReadsEveryKindOfValue) {
   const auto c = parse_generate(with_required({"--kv-pool-mb", "0.25", "--kv-policy", "local",
                                                "--remote-attention", "pull-kv", "--dgfm", "off",
-                                               "--fill-waits", "off", "--admission", "optimistic", "--stop", "END", "--stop", "\n\n", "--resume"}))
+                                               "--fill-waits", "off", "--admission", "optimistic",
+                                               "--stop", "END", "--stop", "\n\n", "--resume"}))
                      .config;
   EXPECT_DOUBLE_EQ(c.kv_pool_mb, 0.25);
   EXPECT_EQ(c.kv_policy, KvPolicy::kLocal);

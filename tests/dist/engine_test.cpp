@@ -152,9 +152,9 @@ TEST_P(Equivalence, OutputsEqualOneRankAndTheLedgerEndsEmpty) {
   const auto out = path("mixed." + tag + ".jsonl");
   const auto metrics = path("mixed." + tag + ".metrics.json");
   const std::string pool = ranks >= 4 ? "0.5" : "1";
-  const auto r = mpi_infllm(ranks, common(in, out) + " --kv-pool-mb " + pool +
-                                       " --remote-attention " + remote + " --fill-waits " + fill +
-                                       " --metrics " + metrics);
+  const auto r =
+      mpi_infllm(ranks, common(in, out) + " --kv-pool-mb " + pool + " --remote-attention " +
+                            remote + " --fill-waits " + fill + " --metrics " + metrics);
   ASSERT_EQ(r.code, 0) << r.out;
   const auto got = read_results(out);
   expect_equivalent(ref, got);
@@ -247,9 +247,9 @@ TEST_F(Engine, DgfmBringsBorrowedBlocksHomeOutputsUnchanged) {
   for (const std::string mode : {"on", "off"}) {
     const auto out = path("dgfm." + mode + ".jsonl");
     const auto metrics = path("dgfm." + mode + ".metrics.json");
-    const auto r = mpi_infllm(
-        2, common(in, out) + " --kv-pool-mb 0.625 --admission optimistic --dgfm " + mode +
-               " --metrics " + metrics);
+    const auto r =
+        mpi_infllm(2, common(in, out) + " --kv-pool-mb 0.625 --admission optimistic --dgfm " +
+                          mode + " --metrics " + metrics);
     ASSERT_EQ(r.code, 0) << r.out;
     expect_equivalent(ref, read_results(out));
     const json m = read_json(metrics);
@@ -285,7 +285,8 @@ TEST_F(Engine, DgfmBudgetBelowOneRBlockMovesNothing) {
   const auto r =
       mpi_infllm(2, common(in, path("budget.jsonl.out.jsonl")) +
                         " --kv-pool-mb 0.625 --admission optimistic --dgfm-budget-mb 0.01 "
-                        "--metrics " + metrics);
+                        "--metrics " +
+                        metrics);
   ASSERT_EQ(r.code, 0) << r.out;
   const json m = read_json(metrics);
   EXPECT_GT(m["loans_total"].get<int>(), 0);

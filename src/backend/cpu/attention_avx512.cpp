@@ -46,8 +46,7 @@
 #include "core/attention_state.hpp"
 #include "core/half.hpp"
 
-#define INFLLM_AVX512_FN \
-  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")))
+#define INFLLM_AVX512_FN __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")))
 #define INFLLM_AVX512_INLINE \
   __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c"), always_inline)) inline
 #endif
@@ -179,7 +178,7 @@ struct Prefetch {
   static constexpr std::size_t kMaxBurst = 32;
   const std::byte* k = nullptr;
   const std::byte* v = nullptr;
-  std::size_t lines = 0;      // of one run
+  std::size_t lines = 0;  // of one run
   std::size_t k_line = 0, v_line = 0;
   std::size_t per_score_step = 0;  // K and V lines each
   std::size_t per_value_step = 0;  // V lines; 0 when the scores' steps cover V as well
@@ -312,8 +311,8 @@ INFLLM_AVX512_FN void block_softmax(const MaRows& rows, int r0, int tokens, cons
     vsum = _mm512_add_ps(vsum, w);
     _mm512_storeu_ps(p + 16 * g, w);
   }
-  const __m512 l = _mm512_fmadd_ps(_mm512_broadcast_f32x4(_mm_loadu_ps(rows.l + r0)), a,
-                                   row_sum(vsum));
+  const __m512 l =
+      _mm512_fmadd_ps(_mm512_broadcast_f32x4(_mm_loadu_ps(rows.l + r0)), a, row_sum(vsum));
   _mm_storeu_ps(rows.m + r0, _mm512_castps512_ps128(m));
   _mm_storeu_ps(rows.l + r0, _mm512_castps512_ps128(l));
   _mm_store_ps(alpha, _mm512_castps512_ps128(a));
@@ -329,8 +328,7 @@ INFLLM_AVX512_INLINE void tile_values(const MaRows& rows, int r0, const MaKeys& 
   float* o = rows.o + static_cast<std::ptrdiff_t>(r0) * hd + d;
   __m512 acc[4][2 * C];
   // Most blocks of a long context leave every row's max where it was (alpha = 1).
-  const bool rescale =
-      _mm_movemask_ps(_mm_cmpeq_ps(_mm_load_ps(alpha), _mm_set1_ps(1.0f))) != 0xF;
+  const bool rescale = _mm_movemask_ps(_mm_cmpeq_ps(_mm_load_ps(alpha), _mm_set1_ps(1.0f))) != 0xF;
 #pragma GCC unroll 4
   for (int r = 0; r < 4; ++r) {
     const __m512 a = _mm512_set1_ps(alpha[r]);
@@ -376,10 +374,12 @@ INFLLM_AVX512_FN void update_as(const MaRows& rows, const MaKeys& keys, float* s
     tile_scores<T>(rows, r0, keys, p, x, alpha, pf);
     int d = 0;
     if (pf.per_value_step != 0) {
-      for (; d + 64 <= rows.head_dim; d += 64) tile_values<T, 2, true>(rows, r0, keys, p, alpha, d, pf);
+      for (; d + 64 <= rows.head_dim; d += 64)
+        tile_values<T, 2, true>(rows, r0, keys, p, alpha, d, pf);
       if (d < rows.head_dim) tile_values<T, 1, true>(rows, r0, keys, p, alpha, d, pf);
     } else {
-      for (; d + 64 <= rows.head_dim; d += 64) tile_values<T, 2, false>(rows, r0, keys, p, alpha, d, pf);
+      for (; d + 64 <= rows.head_dim; d += 64)
+        tile_values<T, 2, false>(rows, r0, keys, p, alpha, d, pf);
       if (d < rows.head_dim) tile_values<T, 1, false>(rows, r0, keys, p, alpha, d, pf);
     }
   }
@@ -403,14 +403,13 @@ INFLLM_AVX512_FN void update(const MaRows& rows, const MaKeys& keys, float* scra
 INFLLM_AVX512_FN void layout_rows(float* x, std::size_t rows, int head_dim, KvDtype dtype,
                                   bool to_kernel) {
   const bool permuted = dtype == KvDtype::kF16    ? Widen<f16>::kPermuted
-                       : dtype == KvDtype::kBF16 ? Widen<bf16>::kPermuted
-                                                 : Widen<float>::kPermuted;
+                        : dtype == KvDtype::kBF16 ? Widen<bf16>::kPermuted
+                                                  : Widen<float>::kPermuted;
   if (!permuted) return;
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
   const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i hi =
-      _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
   const std::size_t n = rows * static_cast<std::size_t>(head_dim);
   for (std::size_t i = 0; i < n; i += 32) {
     const __m512 a = _mm512_loadu_ps(x + i);

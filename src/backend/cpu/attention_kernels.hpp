@@ -47,10 +47,10 @@ struct MaKeys {
 // 2^f for f in [-0.5, 0.5]: a degree-7 Taylor polynomial (ln 2)^k / k!, highest power first,
 // for Horner's rule (relative error < 1e-8 before rounding). The SIMD kernels' exp2 of
 // non-positive weights multiplies it by 2^n.
-inline constexpr float kExp2Taylor[8] = {
-    1.5252733804059841e-05f, 1.5403530393381608e-04f, 1.3333558146428443e-03f,
-    9.6181291076284772e-03f, 5.5504108664821580e-02f, 2.4022650695910071e-01f,
-    6.9314718055994531e-01f, 1.0f};
+inline constexpr float kExp2Taylor[8] = {1.5252733804059841e-05f, 1.5403530393381608e-04f,
+                                         1.3333558146428443e-03f, 9.6181291076284772e-03f,
+                                         5.5504108664821580e-02f, 2.4022650695910071e-01f,
+                                         6.9314718055994531e-01f, 1.0f};
 
 // Rows processed together: K and V are read from L1 once per tile of this many rows.
 inline constexpr int kMaxTileRows = 4;
