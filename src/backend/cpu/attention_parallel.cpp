@@ -2,6 +2,7 @@
 #include "backend/cpu/attention_parallel.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -12,16 +13,41 @@ namespace infllm::cpu {
 
 namespace {
 
+// How long an idle thread keeps polling before it sleeps: a decode step makes a few hundred
+// parallel calls a few tens of microseconds apart, and waking a sleeping thread costs about as
+// much as one call's work on a VM (futex wake plus scheduling), so the workers spin between
+// calls and sleep only between steps. The OpenMP runtimes do the same (GOMP_SPINCOUNT,
+// KMP_BLOCKTIME).
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+// Polls `done` with a pause between reads until it holds (true), or until kSpin has passed or
+// `give_up` holds (false, unless `done` holds by then).
+template <typename Pred, typename GiveUp>
+bool spin_until(Pred done, GiveUp give_up) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    if (give_up() || std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
 class Pool {
  public:
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
   }
+
+  void park() { park_.fetch_add(1); }
 
   void run(std::int64_t n, int threads, const std::function<void(std::int64_t)>& fn) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
@@ -35,19 +61,25 @@ class Pool {
       workers_.emplace_back([this, id] { worker(id); });
     }
     {
+      // The job's fields are written before generation_ is released: a worker that sees the
+      // new generation, polling or woken, sees them too.
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
       n_ = n;
       next_.store(0);
-      helpers_ = helpers;
-      pending_ = helpers;
+      helpers_.store(helpers);
+      pending_.store(helpers);
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work();
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; },
+                    [] { return false; })) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [this] { return pending_.load() == 0; });
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -71,17 +103,27 @@ class Pool {
 
   void worker(int id) {
     std::uint64_t seen = 0;
+    // A job for this worker: a generation it has not run, needing at least id + 1 helpers.
+    // Only the first `helpers_` workers join a job; the others wait through it.
+    const auto job = [&] {
+      return generation_.load(std::memory_order_acquire) != seen && id < helpers_.load();
+    };
     for (;;) {
-      {
+      const std::uint64_t parked = park_.load();
+      if (!spin_until([&] { return stop_.load() || job(); },
+                      [&] { return park_.load() != parked; })) {
         std::unique_lock<std::mutex> lock(mutex_);
-        // Only the first `helpers_` workers join a job; the others sleep through it.
-        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && id < helpers_); });
-        if (stop_) return;
-        seen = generation_;
+        wake_.wait(lock, [&] { return stop_.load() || job(); });
       }
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       work();
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // The caller may have stopped polling: wake it under the mutex, so that it either sees
+        // pending_ == 0 before it waits or is waiting when this notifies.
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_one();
+      }
     }
   }
 
@@ -93,19 +135,26 @@ class Pool {
   const std::function<void(std::int64_t)>* fn_ = nullptr;
   std::int64_t n_ = 0;
   std::atomic<std::int64_t> next_{0};
-  int helpers_ = 0;
-  int pending_ = 0;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> helpers_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> park_{0};  // bumped by park(): polling workers go to sleep
   std::exception_ptr error_;
 };
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
 
 }  // namespace
 
 void attention_parallel_for(std::int64_t n, int threads,
                             const std::function<void(std::int64_t)>& fn) {
-  static Pool pool;
-  pool.run(n, threads, fn);
+  pool().run(n, threads, fn);
 }
+
+void attention_parallel_park() { pool().park(); }
 
 }  // namespace infllm::cpu
