@@ -62,7 +62,7 @@ int run_bench(const std::vector<std::string>& args, int argc, char** argv) {
     if (a == "--full") {
       options.full = true;
     } else if (a == "--model" || a == "--threads" || a == "--ranks" || a == "--fill-waits" ||
-               a == "--admission") {
+               a == "--admission" || a == "--remote-attention") {
       ++i;  // a benchmark's own option with its value: the benchmark reads it from argv
     } else if (name.empty() && a.rfind("--", 0) != 0) {
       name = a;

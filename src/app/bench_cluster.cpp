@@ -196,6 +196,7 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   const int ranks = std::stoi(infllm::app::bench_arg(argc, argv, "--ranks", "4"));
   const std::string fill = infllm::app::bench_arg(argc, argv, "--fill-waits", "on");
   const std::string admission = infllm::app::bench_arg(argc, argv, "--admission", "reserve");
+  const std::string remote = infllm::app::bench_arg(argc, argv, "--remote-attention", "auto");
   if (ranks < 2 || ranks > 64) throw infllm::UsageError("ranks", "must be 2..64");
   // Long documents that each take 60-95% of one pool (long prompts, short answers: the
   // long-document summarization case) among many short chat-sized requests.
@@ -220,20 +221,20 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
   std::printf(
       "# mixed: %d ranks, %s model, %d long documents of up to %lld tokens (+%d new) and "
       "%d short ones of %d (+%d new), interleaved; %d-rBlock pools (%.3f MiB); --fill-waits %s "
-      "--admission %s\n",
+      "--admission %s --remote-attention %s\n",
       ranks, given.empty() ? preset.c_str() : given.c_str(), longs,
       static_cast<long long>(long_len), long_new, shorts, short_len, short_new, slots, pool_mb,
-      fill.c_str(), admission.c_str());
+      fill.c_str(), admission.c_str(), remote.c_str());
   std::printf("%8s %6s %10s %12s %10s %10s %8s\n", "policy", "done", "wall s", "tokens", "tok/s",
               "loans", "preempt");
   double tps[2] = {0, 0};
   for (int p = 0; p < 2; ++p) {
     const std::string policy = p == 0 ? "local" : "pooled";
-    char args[200];
-    std::snprintf(
-        args, sizeof args,
-        "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32 --fill-waits %s --admission %s",
-        pool_mb, policy.c_str(), fill.c_str(), admission.c_str());
+    char args[256];
+    std::snprintf(args, sizeof args,
+                  "--kv-pool-mb %.6f --kv-policy %s --max-num-seqs 32 --fill-waits %s --admission "
+                  "%s --remote-attention %s",
+                  pool_mb, policy.c_str(), fill.c_str(), admission.c_str(), remote.c_str());
     const Run r = generate(e, ranks, model, input.string(), args, policy);
     if (r.code != 0) e.ok = false;
     std::int64_t tokens = 0, done = 0;

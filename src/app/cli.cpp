@@ -248,7 +248,8 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
         ("threads", po::value<int>(), "threads per rank for `forward` (default: all cores)")
         ("ranks", po::value<int>(), "ranks for `mixed` (default: 4)")
         ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: on)")
-        ("admission", po::value<std::string>(), "--admission of the pooled run of `mixed` (default: reserve)");
+        ("admission", po::value<std::string>(), "--admission of the pooled run of `mixed` (default: reserve)")
+        ("remote-attention", po::value<std::string>(), "--remote-attention of both runs of `mixed` (default: auto)");
     // clang-format on
     positional.add("name", 1);
     usage += " NAME [--full]";
