@@ -140,7 +140,8 @@ TEST(Qmatmul, MatchesDequantizedReference) {
         const std::vector<std::byte> bytes = random_matrix(t, rows, cols, ++seed);
         const std::vector<float> w = dequantized(t, bytes, rows, cols);
         const QuantMatrix mat{t, bytes.data(), rows, cols};
-        for (std::size_t m : {1u, 2u, 5u, 7u, 16u}) {  // 7: a group of 3 rows too
+        // 1-4 rows: the block-sum form; 5-8: the wide form; 13 = 8 + 5, 16 = 8 + 8.
+        for (std::size_t m : {1u, 2u, 4u, 5u, 6u, 7u, 8u, 13u, 16u}) {
           const std::vector<float> x = random_floats(m * cols, ++seed);
           const std::vector<double> want = reference(x, w, {}, m, rows, cols);
           for (QmatKernel k : kernels()) {

@@ -14,8 +14,11 @@
 // loads of the [d, m] words, one F16C conversion per four blocks) into a small f32 table; the
 // m * sum(x_b) terms then cost one FMA per four blocks against the per-call block sums. One or
 // two activation rows get two accumulator sets (even and odd blocks) so the FMA latency of the
-// accumulation does not bound the loop. The portable kernel has the same order of work in plain
-// C++.
+// accumulation does not bound the loop. Groups of 5-8 activation rows (batched decode) take a
+// wide form instead: each block is widened once into its exact weights (q * d + m), which all
+// the group's rows then multiply, so the widening is shared by twice as many rows and the block
+// sums drop out (about 5% faster at 8 rows than two groups of 4). The portable kernel has the
+// block-sum order of work in plain C++.
 #include "backend/cpu/qmatmul.hpp"
 
 #include <algorithm>
@@ -45,7 +48,7 @@ using Byte = std::uint8_t;
 constexpr std::int64_t kQK = 32;         // elements per block
 constexpr std::int64_t kQ4_1Bytes = 20;  // [d f16][m f16][qs 16]
 constexpr std::int64_t kQ8_0Bytes = 34;  // [d f16][q int8 32]
-constexpr std::size_t kGroupRows = 4;    // activation rows per kernel pass
+constexpr std::size_t kGroupRows = 8;    // activation rows per kernel pass (AVX2)
 constexpr std::int64_t kChunkBytes = 64 << 10;
 // Below this many weight bytes (about 15 us of work on one core) the call runs on the calling
 // thread alone: waking the pool costs 5 us at best, and far more on a busy machine.
@@ -282,6 +285,53 @@ INFLLM_AVX2_FN void row_kernel(const Byte* row, std::int64_t nb, const float* x,
   }
 }
 
+// out[r] = row . x_r for R (5..8) activation rows: the "wide" form for batched decode. Each
+// block is widened once into the four vectors of its exact weights (Q4_1: q * d + m, Q8_0:
+// q * d) and every row adds x_r,b * w_b with four FMAs, so a block's widening and scaling are
+// shared by up to 8 rows and the rows need no block sums; one accumulator per row (8 rows keep
+// 8 chains of 4 FMAs per block in flight, enough to cover the FMA latency).
+template <QuantType kType, int R>
+INFLLM_AVX2_FN void row_kernel_wide(const Byte* row, std::int64_t nb, const float* x,
+                                    std::int64_t cols, float* out) {
+  constexpr bool kQ4 = kType == QuantType::kQ4_1;
+  constexpr std::int64_t kBytes = kQ4 ? kQ4_1Bytes : kQ8_0Bytes;
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  alignas(32) float dm[16];
+  for (std::int64_t b0 = 0; b0 < nb; b0 += 8) {
+    const std::int64_t n = std::min<std::int64_t>(8, nb - b0);
+    if constexpr (kQ4) q4_1_scales8(row + b0 * kBytes, n, dm);
+    for (std::int64_t k = 0; k < n; ++k) {
+      const Byte* blk = row + (b0 + k) * kBytes;
+      __m256 w[4];
+      if constexpr (kQ4) {
+        const __m256i v0 =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 4)));
+        const __m256i v1 =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 12)));
+        const __m256i low = _mm256_set1_epi32(0xF);
+        const __m256 d = _mm256_broadcast_ss(dm + 2 * k), m = _mm256_broadcast_ss(dm + 2 * k + 1);
+        w[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, low)), d, m);
+        w[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, low)), d, m);
+        w[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), d, m);
+        w[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), d, m);
+      } else {
+        std::uint16_t h;
+        std::memcpy(&h, blk, 2);
+        const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h)));
+        for (int j = 0; j < 4; ++j) w[j] = _mm256_mul_ps(widen_i8(blk + 2 + 8 * j), d);
+      }
+      const float* xb = x + (b0 + k) * kQK;
+      for (int r = 0; r < R; ++r) {
+        const float* xr = xb + r * cols;
+        for (int j = 0; j < 4; ++j)
+          acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 8 * j), w[j], acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
 // Output rows [begin, end): each row read from memory once, then from L1 for every further
 // group of up to kGroupRows activation rows.
 template <QuantType kType>
@@ -293,7 +343,21 @@ INFLLM_AVX2_FN void rows_avx2(const Job& job, std::int64_t begin, std::int64_t e
       const std::size_t n = std::min(kGroupRows, job.m - r0);
       const float* x = job.x + r0 * job.cols;
       const float* s = job.sums ? job.sums + r0 * job.sums_stride : nullptr;
+      // Groups of 5-8 rows take the wide form; 1-4 rows (a group of 4, the end of a batch and
+      // batch-1 decode, which streams the weights) the block-sum form.
       switch (n) {
+        case 8:
+          row_kernel_wide<kType, 8>(row, job.nb, x, job.cols, out);
+          break;
+        case 7:
+          row_kernel_wide<kType, 7>(row, job.nb, x, job.cols, out);
+          break;
+        case 6:
+          row_kernel_wide<kType, 6>(row, job.nb, x, job.cols, out);
+          break;
+        case 5:
+          row_kernel_wide<kType, 5>(row, job.nb, x, job.cols, out);
+          break;
         case 1:
           row_kernel<kType, 1>(row, job.nb, x, job.cols, s, job.sums_stride, out);
           break;
