@@ -110,9 +110,9 @@ int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
               path.c_str(), (long long)c.num_layers, (long long)c.hidden_size,
               (linear + head) / 1e6, threads);
   std::printf(
-      "# prefill multiplies f32 weights (OpenBLAS); decode of <= 8 rows reads %zu matrices "
+      "# prefill multiplies f32 weights (OpenBLAS); decode of <= %zu rows reads %zu matrices "
       "in their GGUF Q4_1/Q8_0 rows (same values): %.0f MB per step\n",
-      quantized, streamed / 1e6);
+      infllm::cpu::CpuBackend::kQuantMaxRows, quantized, streamed / 1e6);
   std::printf("# machine: sgemm 1024^3 %.1f GFLOP/s, sequential read %.1f GB/s (same threads)\n",
               gflops, bw);
   std::printf("%-26s %10s %12s %12s %14s %10s\n", "case", "tokens/s", "llama.cpp", "vs llama.cpp",

@@ -14,7 +14,7 @@ class CpuBackend final : public Backend {
   // Q4_1 and Q8_0 (cpu::qmatmul) for at most kQuantMaxRows rows; beyond, OpenBLAS on f32 wins.
   bool matmul_quant(const float* x, std::uint32_t ggml_type, const std::byte* w, float* y,
                     std::size_t m, std::size_t n, std::size_t k, bool accumulate) override;
-  static constexpr std::size_t kQuantMaxRows = 8;
+  static constexpr std::size_t kQuantMaxRows = 16;
   void rms_norm(const float* x, const float* gain, float* y, std::size_t rows, std::size_t dim,
                 float eps) override;
   void rope(float* x, const std::int64_t* positions, std::size_t rows, int heads, int head_dim,
