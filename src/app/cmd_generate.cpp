@@ -312,7 +312,8 @@ int run_generate(const GenerateConfig& cfg) {
   const auto t0 = Clock::now();
   dist::MpiSession mpi(nullptr, nullptr);
   const int rank = mpi.rank(), ranks = mpi.size();
-  cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(mpi.node_size()));
+  cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(mpi.node_size()),
+                   mpi.node_size());
 
   // 1. Everything that can be wrong with the inputs, before the output exists; all ranks agree.
   Setup st;

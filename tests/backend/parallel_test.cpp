@@ -1,6 +1,7 @@
 // parallel_test.cpp: the kernels' thread pool (attention_parallel_for): every item runs exactly
-// once on back-to-back calls (the workers poll between calls), across park(), after the workers
-// went to sleep, with exceptions and nested calls.
+// once on back-to-back calls (the workers poll between calls, or sleep when the cores are
+// oversubscribed), across park(), after the workers went to sleep, with exceptions and nested
+// calls.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "backend/cpu/attention_parallel.hpp"
+#include "backend/cpu/cpu_threads.hpp"
 
 namespace infllm::cpu {
 namespace {
@@ -37,6 +39,17 @@ TEST(ParallelFor, BackToBackCallsRunEveryItemOnce) {
       ASSERT_EQ(counts[static_cast<std::size_t>(i)], 1) << "call " << call << " item " << i;
     }
   }
+}
+
+TEST(ParallelFor, OversubscribedThreadsSleepInsteadOfPolling) {
+  set_threads(2, 64);  // 64 ranks of 2 threads: more than this machine's cores
+  EXPECT_FALSE(threads_may_poll());
+  for (int call = 0; call < 500; ++call) {
+    for (int c : run_counts(1 + call % 5, 2)) ASSERT_EQ(c, 1) << "call " << call;
+  }
+  set_threads(1, available_cores());
+  EXPECT_TRUE(threads_may_poll());
+  set_threads(2);
 }
 
 TEST(ParallelFor, UsesSeveralThreadsAndSurvivesParkAndSleep) {

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "backend/cpu/cpu_threads.hpp"
+
 namespace infllm::cpu {
 
 namespace {
@@ -69,12 +71,14 @@ class Pool {
       next_.store(0);
       helpers_.store(helpers);
       pending_.store(helpers);
+      poll_.store(threads_may_poll());
       error_ = nullptr;
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work();
-    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; },
+    if (!poll_.load() ||
+        !spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; },
                     [] { return false; })) {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, [this] { return pending_.load() == 0; });
@@ -110,8 +114,8 @@ class Pool {
     };
     for (;;) {
       const std::uint64_t parked = park_.load();
-      if (!spin_until([&] { return stop_.load() || job(); },
-                      [&] { return park_.load() != parked; })) {
+      if (!poll_.load() || !spin_until([&] { return stop_.load() || job(); },
+                                       [&] { return park_.load() != parked; })) {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_.load() || job(); });
       }
@@ -139,7 +143,9 @@ class Pool {
   std::atomic<int> pending_{0};
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> park_{0};  // bumped by park(): polling workers go to sleep
+  std::atomic<std::uint64_t> park_{0};
+  std::atomic<bool> poll_{
+      true};  // the last job's threads_may_poll()  // bumped by park(): polling workers go to sleep
   std::exception_ptr error_;
 };
 

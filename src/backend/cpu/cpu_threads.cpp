@@ -13,6 +13,7 @@ namespace infllm::cpu {
 
 namespace {
 std::atomic<int> g_threads{0};
+std::atomic<bool> g_poll{true};
 }  // namespace
 
 int available_cores() {
@@ -29,11 +30,14 @@ int default_threads_per_rank(int ranks_on_node) {
   return std::max(1, available_cores() / std::max(1, ranks_on_node));
 }
 
-void set_threads(int threads) {
+void set_threads(int threads, int ranks_on_node) {
   threads = std::max(1, threads);
   g_threads.store(threads);
+  g_poll.store(static_cast<long>(threads) * std::max(1, ranks_on_node) <= available_cores());
   openblas_set_num_threads(threads);
 }
+
+bool threads_may_poll() { return g_poll.load(); }
 
 int threads() {
   const int t = g_threads.load();
