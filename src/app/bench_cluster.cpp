@@ -117,7 +117,9 @@ int footer(const Env& e) {
   std::printf("# %s\n", e.ok ? "OK"
                              : "FAILED (a run did not exit as expected; logs in the "
                                "scratch folder)");
-  if (e.ok)
+  // INFLLM_BENCH_KEEP=1 keeps the runs' inputs, outputs and --metrics files for a closer look.
+  const char* keep = std::getenv("INFLLM_BENCH_KEEP");
+  if (e.ok && !(keep != nullptr && std::string(keep) == "1"))
     fs::remove_all(e.dir);
   else
     std::printf("# scratch: %s\n", e.dir.c_str());
