@@ -23,6 +23,8 @@
 //                                  slower than the others, whose wait they fill)
 //   INFLLM_TEST_FAIL_RANK=R        with INFLLM_TEST_FAIL_STEP=S: rank R throws an internal error
 //                                  after its Sth step (the others are then mid-exchange)
+//   INFLLM_TEST_CUT_FILLS=1        every fill step is cut at its last layer and dropped, as when
+//                                  the last rank arrives during it (EngineHooks)
 #include <signal.h>
 #include <unistd.h>
 
@@ -431,6 +433,7 @@ int run_generate(const GenerateConfig& cfg) {
         std::getenv("INFLLM_TEST_FAIL_RANK") != nullptr ? env_number("INFLLM_TEST_FAIL_RANK") : -1;
     const long fail_step = env_number("INFLLM_TEST_FAIL_STEP");
     long steps_here = 0;
+    hooks.cut_every_fill_step = env_number("INFLLM_TEST_CUT_FILLS") == 1;
     hooks.after_step = [&] {
       ++steps_here;
       if (rank == fail_rank && steps_here == fail_step) {
@@ -466,6 +469,7 @@ int run_generate(const GenerateConfig& cfg) {
                          {"wait_s", cs.sum.wait_s},
                          {"comm_s", cs.sum.comm_s},
                          {"fill_steps", cs.sum.fill_steps},
+                         {"fill_cuts", cs.sum.fill_cuts},
                          {"wall_s", cs.wall_s}});
       }
       const json metrics = {
@@ -481,6 +485,7 @@ int run_generate(const GenerateConfig& cfg) {
            seconds > 0 ? double(sum.prefill_tokens + sum.decode_tokens) / seconds : 0.0},
           {"steps", sum.steps},
           {"fill_steps", sum.totals.fill_steps},
+          {"fill_cuts", sum.totals.fill_cuts},
           {"preemptions", sum.preemptions},
           {"pool_slots", st.slots},
           {"pool_used_hwm", sum.totals.pool_used},

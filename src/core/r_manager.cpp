@@ -233,7 +233,30 @@ std::vector<Growth> RManager::grow_step(StepOutcome* outcome) {
 }
 
 std::vector<Growth> RManager::grow_home_step(const BatchLimits& limits) {
-  return grow(plan_batch(candidates(/*home_only=*/true), limits), nullptr, /*allocate=*/false);
+  std::vector<Growth> grown = plan_home_step(limits);
+  commit_growth(grown);
+  return grown;
+}
+
+std::vector<Growth> RManager::plan_home_step(const BatchLimits& limits) const {
+  // grow() without slot allocation: each item grows into the room its blocks have left.
+  std::vector<Growth> grown;
+  for (const BatchItem& item : plan_batch(candidates(/*home_only=*/true), limits)) {
+    const RequestProgress& p = requests_.at(item.request);
+    const std::int64_t n = std::min(item.tokens, p.table.capacity_tokens() - p.table.tokens());
+    if (n <= 0) continue;
+    grown.push_back(Growth{item.request, p.table.tokens(), n, p.prefilled < p.spec.prompt_tokens});
+  }
+  return grown;
+}
+
+void RManager::commit_growth(const std::vector<Growth>& grown) {
+  for (const Growth& g : grown) {
+    RequestProgress& p = progress(g.request);
+    if (p.table.tokens() != g.first_pos) misuse(rank(), "growth committed out of order");
+    p.table.add_tokens(g.tokens);
+    (g.prefill ? p.prefilled : p.generated) += g.tokens;
+  }
 }
 
 std::vector<Growth> RManager::grow(const std::vector<BatchItem>& batch, StepOutcome* outcome,

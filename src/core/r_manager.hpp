@@ -95,6 +95,11 @@ class RManager {
   // may have lent or counted on for growth) stay free. What it grows is reported at the next
   // boundary.
   std::vector<Growth> grow_home_step(const BatchLimits& limits);
+  // The same in two halves, for a step that may be discarded (a fill step cut short when the
+  // last rank arrives): what grow_home_step would grow, changing nothing, and then recording
+  // it. grow_home_step(l) == commit_growth(plan_home_step(l)).
+  std::vector<Growth> plan_home_step(const BatchLimits& limits) const;
+  void commit_growth(const std::vector<Growth>& grown);
   // The request ended (EOS, stop string, length): its home slots are freed, its remote slots
   // travel in the next report.
   void finish_request(RequestId request);

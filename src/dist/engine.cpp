@@ -57,6 +57,7 @@ void add(StepStats& a, const StepStats& b) {
   a.wait_s += b.wait_s;
   a.comm_s += b.comm_s;
   a.fill_steps += b.fill_steps;
+  a.fill_cuts += b.fill_cuts;
 }
 
 // One request this rank is home to.
@@ -285,22 +286,49 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
   // Filling the wait for slower ranks (--fill-waits): after its step, a rank posts a
   // nonblocking barrier and, until every rank has posted it, runs extra steps of the requests
   // whose KV is all in its own pool. They touch no other rank's memory and no block of the
-  // last boundary's decisions (RManager::grow_home_step), so the boundary that follows sees
+  // last boundary's decisions (RManager::plan_home_step), so the boundary that follows sees
   // them as part of this step. Fill steps take the full token budget: smaller ones (an eighth
-  // was tried) cost more per token than the last rank to arrive saves by waiting less.
-  model::Attention home_attention;
+  // was tried) cost more per token than the last rank to arrive saves by waiting less. Instead,
+  // a fill step checks the barrier before each layer's attention and, once it has completed,
+  // is cut: its work is dropped (nothing was committed: the growth is recorded and the tokens
+  // sampled only after a whole step; the KV it wrote lies past every request's committed
+  // length and is written again when those positions are computed), so the last rank to
+  // arrive waits for at most one layer of it.
+  struct FillCut {};
+  class CutAttention : public model::Attention {
+   public:
+    CutAttention(MPI_Request& all_done, int last_layer, bool always)
+        : all_done_(all_done), last_layer_(last_layer), always_(always) {}
+    void attend(infllm::Backend& backend, const model::KvStore& store, int layer, int q_heads,
+                std::span<const model::StepSequence> batch,
+                std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                float* out) override {
+      int done = 0;
+      INFLLM_MPI_CHECK(MPI_Test(&all_done_, &done, MPI_STATUS_IGNORE));
+      if (done != 0 || (always_ && layer == last_layer_)) throw FillCut{};
+      model::Attention::attend(backend, store, layer, q_heads, batch, blocks, q, out);
+    }
+
+   private:
+    MPI_Request& all_done_;
+    int last_layer_;
+    bool always_;
+  };
   const auto fill_wait = [&](StepStats& st) {
     MPI_Request all_done = MPI_REQUEST_NULL;
     INFLLM_MPI_CHECK(MPI_Ibarrier(comm_, &all_done));
+    CutAttention attention(all_done, static_cast<int>(forward_.config().num_layers) - 1,
+                           hooks.cut_every_fill_step);
     for (;;) {
       int done = 0;
       INFLLM_MPI_CHECK(MPI_Test(&all_done, &done, MPI_STATUS_IGNORE));
       if (done != 0) return;
-      const std::vector<Growth> growth = rm.grow_home_step(rc.batch);
+      const std::vector<Growth> growth = rm.plan_home_step(rc.batch);
       if (growth.empty()) break;
       const auto tf = Clock::now();
       std::vector<model::StepSequence> batch(growth.size());
       std::vector<std::vector<SlotId>> slot_lists(growth.size());
+      std::int64_t blocks = 0;
       for (std::size_t s = 0; s < growth.size(); ++s) {
         const Growth& g = growth[s];
         Seq& q = seqs.at(g.request);
@@ -312,10 +340,19 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
             std::span(q.all).subspan(static_cast<std::size_t>(g.first_pos),
                                      static_cast<std::size_t>(g.tokens)),
             g.first_pos, slot_lists[s], end == static_cast<std::int64_t>(q.all.size())};
-        (g.prefill ? st.prefill_tokens : st.decode_tokens) += g.tokens;
-        st.local_blocks += static_cast<std::int64_t>(slot_lists[s].size());
+        blocks += static_cast<std::int64_t>(slot_lists[s].size());
       }
-      std::vector<float> logits = forward_.step(batch, store, home_attention);
+      std::vector<float> logits;
+      try {
+        logits = forward_.step(batch, store, attention);
+      } catch (const FillCut&) {
+        st.compute_s += since(tf);
+        ++st.fill_cuts;
+        break;
+      }
+      rm.commit_growth(growth);
+      for (const Growth& g : growth) (g.prefill ? st.prefill_tokens : st.decode_tokens) += g.tokens;
+      st.local_blocks += blocks;
       accept(growth, batch, logits);
       st.compute_s += since(tf);
       ++st.fill_steps;

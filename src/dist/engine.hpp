@@ -88,6 +88,9 @@ struct EngineHooks {
   std::function<void(io::ResultRecord&&)> on_result;  // rank 0
   std::function<void(const ClusterStep&)> on_step;    // rank 0
   std::function<void()> after_step;                   // every rank
+  // Test: cut every fill step at its last layer as if the last rank had just arrived, so the
+  // discarding of a cut step runs whenever a fill step starts.
+  bool cut_every_fill_step = false;
 };
 
 // A finished request's result as the output records it.

@@ -75,7 +75,8 @@ std::vector<T> vector_of(const json& j, F f) {
 json stats_json(const StepStats& s) {
   return json::array({s.prefill_tokens, s.decode_tokens, s.batch, s.local_blocks, s.remote_blocks,
                       s.push_bytes, s.pull_bytes, s.query_bytes, s.partial_bytes, s.dgfm_bytes,
-                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s, s.fill_steps});
+                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s, s.fill_steps,
+                      s.fill_cuts});
 }
 StepStats stats_from(const json& j) {
   StepStats s;
@@ -95,6 +96,7 @@ StepStats stats_from(const json& j) {
   s.wait_s = j.at(13).get<double>();
   s.comm_s = j.at(14).get<double>();
   s.fill_steps = j.at(15).get<std::int32_t>();
+  s.fill_cuts = j.at(16).get<std::int32_t>();
   return s;
 }
 

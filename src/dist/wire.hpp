@@ -31,6 +31,7 @@ struct StepStats {
   double wait_s = 0;            // blocked on queries and partial states of others
   double comm_s = 0;            // the boundary exchange, plan exchange and RMA of the step
   std::int32_t fill_steps = 0;  // extra all-local steps run while slower ranks finished theirs
+  std::int32_t fill_cuts = 0;   // fill steps discarded part-way because the last rank arrived
 };
 
 struct ReportPacket {

@@ -138,6 +138,28 @@ TEST(RManager, HomeStepGrowsOnlyRequestsWholeAtHomeIntoTheirOwnBlocks) {
   rm.check_invariants();
 }
 
+// A fill step that may be cut plans first and records only when it completes: the plan changes
+// nothing (planning twice gives the same growth), committing it equals grow_home_step, and a
+// stale plan (committed after the request grew) is refused.
+TEST(RManager, HomeStepPlanChangesNothingUntilCommitted) {
+  RManager rm(config(16));
+  place(rm, 1, 6, 20);  // 2 blocks of 4 tokens: room for 2 more after the prompt
+  rm.run_step();
+  const auto& t = rm.requests().at(RequestId{1}).table;
+  const std::int64_t before = t.tokens();
+  const auto p1 = rm.plan_home_step(BatchLimits{64, 8, 16});
+  const auto p2 = rm.plan_home_step(BatchLimits{64, 8, 16});
+  ASSERT_EQ(p1.size(), 1u);
+  ASSERT_EQ(p2.size(), 1u);
+  EXPECT_EQ(p1[0].first_pos, p2[0].first_pos);
+  EXPECT_EQ(p1[0].tokens, p2[0].tokens);
+  EXPECT_EQ(t.tokens(), before);  // nothing recorded yet
+  rm.commit_growth(p1);
+  EXPECT_EQ(t.tokens(), before + p1[0].tokens);
+  rm.check_invariants();
+  EXPECT_THROW(rm.commit_growth(p2), InternalError);  // p2 starts where p1 did
+}
+
 TEST(RManager, RefusesToChainLoansForARequestItDoesNotRun) {
   RManager rm(config(4));
   RankDecision d = decision();

@@ -224,6 +224,29 @@ TEST_F(Engine, FillWaitsRunsExtraStepsWhileASlowerRankFinishes) {
   }
   EXPECT_GT(m["on"]["fill_steps"].get<int>(), 0);
   EXPECT_EQ(m["off"]["fill_steps"].get<int>(), 0);
+  EXPECT_EQ(m["off"]["fill_cuts"].get<int>(), 0);
+}
+
+// A fill step that the last rank's arrival cuts short is dropped whole: here every fill step is
+// cut at its last layer (INFLLM_TEST_CUT_FILLS), after it wrote KV past its requests' committed
+// lengths in every earlier layer. Nothing of it may show: the outputs equal one rank's, and no
+// fill step counts as done.
+TEST_F(Engine, CutFillStepsAreDroppedWhole) {
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += doc("req" + std::to_string(i), 40 + 8 * i, 30, 20 + i);
+  const auto in = write("cut.jsonl", text);
+  const auto ref = reference(in);
+  const auto out = path("cut.out.jsonl");
+  const auto metrics = path("cut.metrics.json");
+  const auto r = infllm::testing::run_command(
+      "env INFLLM_TEST_CUT_FILLS=1 INFLLM_TEST_DELAY_RANK=1 INFLLM_TEST_STEP_DELAY_MS=30 " +
+      launcher(2) + " " + common(in, out) + " --kv-pool-mb 1 --fill-waits on --metrics " + metrics);
+  ASSERT_EQ(r.code, 0) << r.out;
+  expect_equivalent(ref, read_results(out));
+  const json m = read_json(metrics);
+  EXPECT_GT(m["fill_cuts"].get<int>(), 0);
+  EXPECT_EQ(m["fill_steps"].get<int>(), 0);
+  EXPECT_EQ(m["ledger_outstanding_end"], 0);
 }
 
 // Two medium requests fill rank 0's pool; a long one placed beside them borrows from rank 1
