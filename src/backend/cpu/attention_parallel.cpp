@@ -63,17 +63,19 @@ class Pool {
       workers_.emplace_back([this, id] { worker(id); });
     }
     {
-      // The job's fields are written before generation_ is released: a worker that sees the
-      // new generation, polling or woken, sees them too.
+      // The job's fields are written before job_ is released: a worker that sees the new job,
+      // polling or woken, sees them too. The generation and the helper count are one word, so
+      // that a polling worker never pairs the last job's generation with the next one's count.
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
       n_ = n;
       next_.store(0);
-      helpers_.store(helpers);
       pending_.store(helpers);
       poll_.store(threads_may_poll());
       error_ = nullptr;
-      generation_.fetch_add(1, std::memory_order_release);
+      const std::uint64_t generation = (job_.load() >> kGenerationShift) + 1;
+      job_.store(generation << kGenerationShift | static_cast<std::uint64_t>(helpers),
+                 std::memory_order_release);
     }
     wake_.notify_all();
     work();
@@ -106,21 +108,24 @@ class Pool {
   }
 
   void worker(int id) {
-    std::uint64_t seen = 0;
+    std::uint64_t seen = 0;  // the generation of the last job this worker ran
+    std::uint64_t job = 0;   // the job word last read
     // A job for this worker: a generation it has not run, needing at least id + 1 helpers.
-    // Only the first `helpers_` workers join a job; the others wait through it.
-    const auto job = [&] {
-      return generation_.load(std::memory_order_acquire) != seen && id < helpers_.load();
+    // Only the first `helpers` workers join a job; the others wait through it.
+    const auto mine = [&] {
+      job = job_.load(std::memory_order_acquire);
+      return (job >> kGenerationShift) != seen &&
+             static_cast<std::uint64_t>(id) < (job & kHelpersMask);
     };
     for (;;) {
       const std::uint64_t parked = park_.load();
-      if (!poll_.load() || !spin_until([&] { return stop_.load() || job(); },
+      if (!poll_.load() || !spin_until([&] { return stop_.load() || mine(); },
                                        [&] { return park_.load() != parked; })) {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_.load() || job(); });
+        wake_.wait(lock, [&] { return stop_.load() || mine(); });
       }
       if (stop_.load()) return;
-      seen = generation_.load(std::memory_order_acquire);
+      seen = job >> kGenerationShift;
       work();
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         // The caller may have stopped polling: wake it under the mutex, so that it either sees
@@ -139,13 +144,15 @@ class Pool {
   const std::function<void(std::int64_t)>* fn_ = nullptr;
   std::int64_t n_ = 0;
   std::atomic<std::int64_t> next_{0};
-  std::atomic<int> helpers_{0};
   std::atomic<int> pending_{0};
-  std::atomic<std::uint64_t> generation_{0};
+  // The current job: its generation (counting from 1) above kGenerationShift, its helper count
+  // below.
+  static constexpr int kGenerationShift = 16;
+  static constexpr std::uint64_t kHelpersMask = (std::uint64_t{1} << kGenerationShift) - 1;
+  std::atomic<std::uint64_t> job_{0};
   std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> park_{0};
-  std::atomic<bool> poll_{
-      true};  // the last job's threads_may_poll()  // bumped by park(): polling workers go to sleep
+  std::atomic<std::uint64_t> park_{0};  // bumped by park(): polling workers go to sleep
+  std::atomic<bool> poll_{true};        // the last job's threads_may_poll()
   std::exception_ptr error_;
 };
 
