@@ -9,8 +9,9 @@
 // request), as a fraction of the MA time. Goals (issue 5): ratio >= 0.8 at >= 64K tokens; merge
 // < 1% of MA. INFLLM_BENCH_MA_KERNEL=avx2 (or avx512, portable) in the environment times that
 // kernel instead of kAuto's, to compare kernels in one sitting. INFLLM_BENCH_HUGEPAGES=1 puts
-// the pool on transparent 2 MiB pages (madvise; Linux) instead of allocating it as the engine
-// does (operator new, 4 KiB pages), to measure what huge pages would give the engine's pools.
+// the pool on transparent 2 MiB pages (cpu::PoolMemory, as one rank's generator pool and, where
+// the OS allows, the RMA windows get them) instead of 4 KiB pages (as the multi-rank engine's
+// windows get on the development VM: osc/sm shared memory, whose THP setting there is `never`).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,15 +25,12 @@
 #include <string>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "app/bench.hpp"
 #include "backend/cpu/attention.hpp"
 #include "backend/cpu/attention_parallel.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "backend/cpu/machine_probe.hpp"
+#include "backend/cpu/pool_memory.hpp"
 #include "core/errors.hpp"
 #include "core/half.hpp"
 
@@ -102,32 +100,6 @@ struct Row {
   double kv_mib, ma_ms, ma_gbs, read_gbs, ratio, merge_us, merge_frac;
 };
 
-// The pool's bytes: operator new as the engine, or 2 MiB-aligned and advised onto transparent
-// huge pages (before the first touch) when `huge`.
-struct PoolFree {
-  bool huge = false;
-  void operator()(std::byte* p) const {
-    if (huge)
-      std::free(p);
-    else
-      delete[] p;
-  }
-};
-std::unique_ptr<std::byte[], PoolFree> alloc_pool(std::size_t bytes, bool huge) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (huge) {
-    constexpr std::size_t kHuge = std::size_t{1} << 21;
-    void* p = std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
-    if (p == nullptr) throw std::bad_alloc();
-    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: a refusal leaves 4 KiB pages
-    return {static_cast<std::byte*>(p), PoolFree{true}};
-  }
-#else
-  (void)huge;
-#endif
-  return {new std::byte[bytes], PoolFree{false}};
-}
-
 Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kernel, bool huge) {
   BlockGeometry g;
   g.block_tokens = kBlockTokens;
@@ -137,9 +109,10 @@ Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kern
   g.dtype = dtype;
   const auto n_blocks = static_cast<std::int32_t>((context + kBlockTokens - 1) / kBlockTokens);
   const std::size_t bytes = g.block_bytes() * n_blocks;
-  const auto pool_bytes = alloc_pool(bytes, huge);
-  fill_pool(pool_bytes.get(), bytes, dtype, threads);
-  const cpu::KvPool pool{pool_bytes.get(), g.block_bytes(), n_blocks, g};
+  cpu::PoolMemory pool_bytes(
+      bytes, huge ? cpu::PoolMemory::Pages::kHuge : cpu::PoolMemory::Pages::kDefault);
+  fill_pool(pool_bytes.data(), bytes, dtype, threads);
+  const cpu::KvPool pool{pool_bytes.data(), g.block_bytes(), n_blocks, g};
 
   std::vector<std::int32_t> slots(n_blocks);
   std::iota(slots.begin(), slots.end(), 0);
@@ -162,7 +135,7 @@ Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kern
       [&] { cpu::micro_attention(pool, params, std::span(&query, 1), std::span(&out, 1)); });
   volatile double sink = 0;
   const double rd =
-      best_seconds([&] { sink = sink + cpu::read_sum(pool_bytes.get(), bytes, threads); });
+      best_seconds([&] { sink = sink + cpu::read_sum(pool_bytes.data(), bytes, threads); });
 
   // The home's merge of kMergeParts partitions' states for this step (copies of this state).
   std::vector<cpu::PartialsView> parts(kMergeParts,

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <tuple>
@@ -19,6 +20,7 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "backend/cpu/machine_probe.hpp"
+#include "backend/cpu/pool_memory.hpp"
 #include "model/forward.hpp"
 #include "model/weights.hpp"
 
@@ -40,8 +42,9 @@ struct Bench {
     store.geometry = geometry;
     store.slot_bytes = geometry.block_bytes();
     store.slots = static_cast<std::int32_t>(per * seqs);
-    bytes.resize(store.slot_bytes * static_cast<std::size_t>(store.slots));
-    store.base = bytes.data();
+    bytes = std::make_unique<infllm::cpu::PoolMemory>(store.slot_bytes *
+                                                      static_cast<std::size_t>(store.slots));
+    store.base = bytes->data();
     for (int s = 0; s < seqs; ++s) {
       std::vector<SlotId> t;
       for (std::int64_t b = 0; b < per; ++b)
@@ -65,7 +68,7 @@ struct Bench {
   }
   model::Forward& fwd;
   model::KvStore store;
-  std::vector<std::byte> bytes;
+  std::unique_ptr<infllm::cpu::PoolMemory> bytes;  // as the generator's pool: 2 MiB pages
   std::vector<std::vector<SlotId>> tables;
   std::vector<std::int32_t> tokens = std::vector<std::int32_t>(512, 42);
 };
