@@ -42,7 +42,7 @@ TEST(ParallelFor, BackToBackCallsRunEveryItemOnce) {
 }
 
 TEST(ParallelFor, OversubscribedThreadsSleepInsteadOfPolling) {
-  set_threads(2, 64);  // 64 ranks of 2 threads: more than this machine's cores
+  set_threads(2, available_cores());  // 2 threads for each core: oversubscribed
   EXPECT_FALSE(threads_may_poll());
   for (int call = 0; call < 500; ++call) {
     for (int c : run_counts(1 + call % 5, 2)) ASSERT_EQ(c, 1) << "call " << call;

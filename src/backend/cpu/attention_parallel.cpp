@@ -38,6 +38,15 @@ bool spin_until(Pred done, GiveUp give_up) {
   }
 }
 
+// True on a thread while it runs a job's items (the caller or a worker).
+thread_local bool t_in_pool = false;
+struct InPool {
+  InPool() { t_in_pool = true; }
+  ~InPool() { t_in_pool = false; }
+  InPool(const InPool&) = delete;
+  InPool& operator=(const InPool&) = delete;
+};
+
 class Pool {
  public:
   ~Pool() {
@@ -52,11 +61,19 @@ class Pool {
   void park() { park_.fetch_add(1); }
 
   void run(std::int64_t n, int threads, const std::function<void(std::int64_t)>& fn) {
-    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock() || threads <= 1 || n <= 1) {
+    // A call from inside an item (this thread already runs the pool's items) or while another
+    // thread owns the pool runs inline. The first case must not reach try_lock: locking a mutex
+    // this thread holds is undefined.
+    if (t_in_pool || threads <= 1 || n <= 1) {
       run_inline(n, fn);
       return;
     }
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) {
+      run_inline(n, fn);
+      return;
+    }
+    const InPool in_pool;
     const int helpers = static_cast<int>(std::min<std::int64_t>(threads, n)) - 1;
     while (static_cast<int>(workers_.size()) < helpers) {
       const int id = static_cast<int>(workers_.size());
@@ -117,8 +134,11 @@ class Pool {
       return (job >> kGenerationShift) != seen &&
              static_cast<std::uint64_t>(id) < (job & kHelpersMask);
     };
+    const InPool in_pool;
+    // park() calls since this worker's last job: a park that comes while it works (the caller
+    // may return and park before this worker is back to polling) still sends it to sleep.
+    std::uint64_t parked = park_.load();
     for (;;) {
-      const std::uint64_t parked = park_.load();
       if (!poll_.load() || !spin_until([&] { return stop_.load() || mine(); },
                                        [&] { return park_.load() != parked; })) {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -126,6 +146,7 @@ class Pool {
       }
       if (stop_.load()) return;
       seen = job >> kGenerationShift;
+      parked = park_.load();
       work();
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         // The caller may have stopped polling: wake it under the mutex, so that it either sees

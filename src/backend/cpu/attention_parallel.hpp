@@ -14,9 +14,9 @@
 namespace infllm::cpu {
 
 // Runs fn(i) for every i in [0, n) on up to `threads` threads and returns when all are done.
-// The first exception thrown by fn is rethrown here (the remaining items still run). A call made
-// while the pool is busy (from inside fn, or from another thread) runs its items on the calling
-// thread alone.
+// The first exception thrown by fn is rethrown here; on the pool the remaining items still run,
+// inline (one thread, or one item) the exception ends the call. A call made while the pool is
+// busy (from inside fn, or from another thread) runs its items on the calling thread alone.
 void attention_parallel_for(std::int64_t n, int threads,
                             const std::function<void(std::int64_t)>& fn);
 
