@@ -140,7 +140,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   po::options_description kv("KV cache and batching");
   // clang-format off
   kv.add_options()
-      ("threads", po::value(&c.threads)->default_value(c.threads), "threads per rank (0 = node cores / ranks on node)")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "threads per rank (0 = its cores / the ranks on the node sharing them)")
       ("kv-pool-mb", po::value(&c.kv_pool_mb)->default_value(c.kv_pool_mb), "rBlock pool per rank in MiB, fractional allowed (0 = automatic)")
       ("block-tokens", po::value(&c.block_tokens)->default_value(c.block_tokens), "tokens per rBlock")
       ("max-lend-fraction", po::value(&c.max_lend_fraction)->default_value(c.max_lend_fraction), "most of a pool lent to other ranks")

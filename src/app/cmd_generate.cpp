@@ -314,8 +314,11 @@ int run_generate(const GenerateConfig& cfg) {
   const auto t0 = Clock::now();
   dist::MpiSession mpi(nullptr, nullptr);
   const int rank = mpi.rank(), ranks = mpi.size();
-  cpu::set_threads(cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(mpi.node_size()),
-                   mpi.node_size());
+  // The cores this rank sees are shared with the node's ranks bound to them (all of the node's
+  // without binding).
+  cpu::set_threads(
+      cfg.threads > 0 ? cfg.threads : cpu::default_threads_per_rank(mpi.core_sharers()),
+      mpi.core_sharers());
 
   // 1. Everything that can be wrong with the inputs, before the output exists; all ranks agree.
   Setup st;

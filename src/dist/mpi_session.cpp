@@ -1,10 +1,11 @@
 // mpi_session.cpp: see mpi_session.hpp.
 #include "dist/mpi_session.hpp"
 
-#include <exception>
-
+#include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <regex>
+#include <vector>
 
 #include "dist/mpi_check.hpp"
 
@@ -18,6 +19,16 @@ std::string osc_components_for(const std::string& library_version) {
   std::smatch m;
   if (!std::regex_search(library_version, m, kOpenMpi)) return "";
   return std::stoi(m[1]) == 4 ? "sm,pt2pt" : "";
+}
+
+int ranks_sharing_cores(const cpu_set_t& mine, std::span<const cpu_set_t> all) {
+  int n = 0;
+  for (const cpu_set_t& other : all) {
+    cpu_set_t both;
+    CPU_AND(&both, &mine, &other);
+    n += CPU_COUNT(&both) > 0 ? 1 : 0;
+  }
+  return n;
 }
 
 MpiSession::MpiSession(int* argc, char*** argv) {
@@ -40,6 +51,17 @@ MpiSession::MpiSession(int* argc, char*** argv) {
       MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
   INFLLM_MPI_CHECK(MPI_Comm_rank(node, &node_rank_));
   INFLLM_MPI_CHECK(MPI_Comm_size(node, &node_size_));
+  // Who shares this rank's cores: the node's affinity masks, all-gathered (a mask that cannot
+  // be read counts as every CPU).
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  if (sched_getaffinity(0, sizeof(mine), &mine) != 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &mine);
+  }
+  std::vector<cpu_set_t> all(static_cast<std::size_t>(node_size_));
+  INFLLM_MPI_CHECK(
+      MPI_Allgather(&mine, sizeof(mine), MPI_BYTE, all.data(), sizeof(mine), MPI_BYTE, node));
+  core_sharers_ = std::max(1, ranks_sharing_cores(mine, all));
   INFLLM_MPI_CHECK(MPI_Comm_free(&node));
 }
 
