@@ -38,6 +38,13 @@ std::string launcher(int ranks) {
          infllm::testing::infllm_binary();
 }
 
+// For tests that count loans, moves or preemptions: fill steps run as long as a slower rank
+// takes, so how far the all-local requests get between two boundaries (and with it where the
+// gManager places and what it moves) depends on timing. Without them every step is decided at
+// a boundary from the ranks' reports, the same on every run. (The fill itself is tested by the
+// equivalence suite and the FillWaits and CutFill tests, on outputs.)
+const std::string kDeterministic = " --fill-waits off";
+
 CommandResult mpi_infllm(int ranks, const std::string& args) {
   return infllm::testing::run_command(launcher(ranks) + " " + args);
 }
@@ -271,8 +278,8 @@ TEST_F(Engine, DgfmBringsBorrowedBlocksHomeOutputsUnchanged) {
     const auto out = path("dgfm." + mode + ".jsonl");
     const auto metrics = path("dgfm." + mode + ".metrics.json");
     const auto r =
-        mpi_infllm(2, common(in, out) + " --kv-pool-mb 0.625 --admission optimistic --dgfm " +
-                          mode + " --metrics " + metrics);
+        mpi_infllm(2, common(in, out) + kDeterministic + " --kv-pool-mb 0.625 --admission " +
+                          "optimistic --dgfm " + mode + " --metrics " + metrics);
     ASSERT_EQ(r.code, 0) << r.out;
     expect_equivalent(ref, read_results(out));
     const json m = read_json(metrics);
@@ -306,7 +313,7 @@ TEST_F(Engine, DgfmBudgetBelowOneRBlockMovesNothing) {
   const auto in = write("budget.jsonl", dgfm_input());
   const auto metrics = path("budget.metrics.json");
   const auto r =
-      mpi_infllm(2, common(in, path("budget.jsonl.out.jsonl")) +
+      mpi_infllm(2, common(in, path("budget.jsonl.out.jsonl")) + kDeterministic +
                         " --kv-pool-mb 0.625 --admission optimistic --dgfm-budget-mb 0.01 "
                         "--metrics " +
                         metrics);
@@ -360,7 +367,7 @@ TEST_F(Engine, ExhaustionFinishesEverythingThroughPreemption) {
   const auto out = path("exhaust.out.jsonl");
   const auto metrics = path("exhaust.metrics.json");
   const auto r = mpi_infllm(
-      4, common(in, out) +
+      4, common(in, out) + kDeterministic +
              " --kv-pool-mb 1 --max-lend-fraction 0.1 --admission optimistic --metrics " + metrics);
   EXPECT_EQ(r.code, 1) << r.out;
   const auto got = read_results(out);
@@ -405,7 +412,7 @@ TEST_F(Engine, ReservingAdmissionNeverPreemptsWhereOptimisticDoes) {
 TEST_F(Engine, HdfOutputHoldsStepsAndLedgerSnapshots) {
   const auto in = write("h5.jsonl", mixed_input());
   const auto out = path("h5.out.h5");
-  const auto r = mpi_infllm(4, common(in, out) + " --kv-pool-mb 0.5");
+  const auto r = mpi_infllm(4, common(in, out) + kDeterministic + " --kv-pool-mb 0.5");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto dump = [&](const std::string& what) {
     return infllm::testing::run_command("h5dump " + what + " " + out);
