@@ -293,7 +293,8 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
   // is cut: its work is dropped (nothing was committed: the growth is recorded and the tokens
   // sampled only after a whole step; the KV it wrote lies past every request's committed
   // length and is written again when those positions are computed), so the last rank to
-  // arrive waits for at most one layer of it.
+  // arrive waits for the rest of one layer of it (and its logits and sampling) at most, not
+  // for a whole step. Its work counts in compute_s.
   struct FillCut {};
   class CutAttention : public model::Attention {
    public:
