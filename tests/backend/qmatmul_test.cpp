@@ -141,8 +141,9 @@ TEST(Qmatmul, MatchesDequantizedReference) {
         const std::vector<float> w = dequantized(t, bytes, rows, cols);
         const QuantMatrix mat{t, bytes.data(), rows, cols};
         // 1-4 rows: the block-sum form; 5-8: the wide form; 9 = 8 + 1 and 12 = 8 + 4 (block
-        // sums of a later group), 13 = 8 + 5, 16 = 8 + 8.
-        for (std::size_t m : {1u, 2u, 4u, 5u, 6u, 7u, 8u, 9u, 12u, 13u, 16u}) {
+        // sums of a later group), 13 = 8 + 5, 16 = 8 + 8, 27 = 3 * 8 + 3. 577 rows of 1536
+        // columns make several 64 KiB pieces of weight rows.
+        for (std::size_t m : {1u, 2u, 4u, 5u, 6u, 7u, 8u, 9u, 12u, 13u, 16u, 27u}) {
           const std::vector<float> x = random_floats(m * cols, ++seed);
           const std::vector<double> want = reference(x, w, {}, m, rows, cols);
           for (QmatKernel k : kernels()) {

@@ -12,10 +12,11 @@ class CpuBackend final : public Backend {
   void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n, std::size_t k,
               bool accumulate) override;
   // Q4_1 and Q8_0 (cpu::qmatmul) for at most kQuantMaxRows rows; beyond, OpenBLAS on the f32
-  // copy (measured with SmolLM2 on 2 cores: even at 20-24 rows, OpenBLAS ahead from 32).
+  // copy (measured with SmolLM2 on 2 cores: qmatmul ahead at 24 rows, even at 32, OpenBLAS
+  // ahead from 48).
   bool matmul_quant(const float* x, std::uint32_t ggml_type, const std::byte* w, float* y,
                     std::size_t m, std::size_t n, std::size_t k, bool accumulate) override;
-  static constexpr std::size_t kQuantMaxRows = 16;
+  static constexpr std::size_t kQuantMaxRows = 32;
   void rms_norm(const float* x, const float* gain, float* y, std::size_t rows, std::size_t dim,
                 float eps) override;
   void rope(float* x, const std::int64_t* positions, std::size_t rows, int heads, int head_dim,
