@@ -332,39 +332,25 @@ INFLLM_AVX2_FN void row_kernel_wide(const Byte* row, std::int64_t nb, const floa
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-// One group of n (1..8) activation rows at x against weight row `row`: out[r] = row . x_r.
-// Groups of 5-8 rows take the wide form; 1-4 rows (a group of 4, the end of a batch and
-// batch-1 decode, which streams the weights) the block-sum form.
-template <QuantType kType>
-INFLLM_AVX2_INLINE void group_rows(const Byte* row, std::size_t n, const Job& job, const float* x,
-                                   const float* s, float* out) {
-  switch (n) {
-    case 8:
-      row_kernel_wide<kType, 8>(row, job.nb, x, job.cols, out);
-      break;
-    case 7:
-      row_kernel_wide<kType, 7>(row, job.nb, x, job.cols, out);
-      break;
-    case 6:
-      row_kernel_wide<kType, 6>(row, job.nb, x, job.cols, out);
-      break;
-    case 5:
-      row_kernel_wide<kType, 5>(row, job.nb, x, job.cols, out);
-      break;
-    case 1:
-      row_kernel<kType, 1>(row, job.nb, x, job.cols, s, job.sums_stride, out);
-      break;
-    case 2:
-      row_kernel<kType, 2>(row, job.nb, x, job.cols, s, job.sums_stride, out);
-      break;
-    case 3:
-      row_kernel<kType, 3>(row, job.nb, x, job.cols, s, job.sums_stride, out);
-      break;
-    default:
-      row_kernel<kType, 4>(row, job.nb, x, job.cols, s, job.sums_stride, out);
-      break;
-  }
+// One group of activation rows at x against weight row `row`: out[r] = row . x_r. Groups of
+// 5-8 rows take the wide form; 1-4 rows (a group of 4, the end of a batch and batch-1 decode,
+// which streams the weights) the block-sum form. kGroupForms[n - 1] serves n rows.
+using GroupFn = void (*)(const Byte* row, const Job& job, const float* x, const float* s,
+                         float* out);
+template <QuantType kType, int R>
+INFLLM_AVX2_FN void sums_form(const Byte* row, const Job& job, const float* x, const float* s,
+                              float* out) {
+  row_kernel<kType, R>(row, job.nb, x, job.cols, s, job.sums_stride, out);
 }
+template <QuantType kType, int R>
+INFLLM_AVX2_FN void wide_form(const Byte* row, const Job& job, const float* x, const float*,
+                              float* out) {
+  row_kernel_wide<kType, R>(row, job.nb, x, job.cols, out);
+}
+template <QuantType kType>
+constexpr GroupFn kGroupForms[kGroupRows] = {
+    &sums_form<kType, 1>, &sums_form<kType, 2>, &sums_form<kType, 3>, &sums_form<kType, 4>,
+    &wide_form<kType, 5>, &wide_form<kType, 6>, &wide_form<kType, 7>, &wide_form<kType, 8>};
 
 // Output rows [begin, end) in pieces of about kChunkBytes of weights; in each piece a group of
 // up to kGroupRows activation rows at a time: the group's rows stay in L1 (8 rows of 576 floats
@@ -383,8 +369,9 @@ INFLLM_AVX2_FN void rows_avx2(const Job& job, std::int64_t begin, std::int64_t e
       const std::size_t n = std::min(kGroupRows, job.m - r0);
       const float* x = job.x + r0 * job.cols;
       const float* s = job.sums ? job.sums + r0 * job.sums_stride : nullptr;
+      const GroupFn form = kGroupForms<kType>[n - 1];
       for (std::int64_t i = p0; i < p1; ++i) {
-        group_rows<kType>(job.w + static_cast<std::size_t>(i) * job.row_bytes, n, job, x, s, out);
+        form(job.w + static_cast<std::size_t>(i) * job.row_bytes, job, x, s, out);
         for (std::size_t r = 0; r < n; ++r) store(job, r0 + r, i, out[r]);
       }
     }
