@@ -88,7 +88,6 @@ class Pool {
       n_ = n;
       next_.store(0);
       pending_.store(helpers);
-      poll_.store(threads_may_poll());
       error_ = nullptr;
       const std::uint64_t generation = (job_.load() >> kGenerationShift) + 1;
       job_.store(generation << kGenerationShift | static_cast<std::uint64_t>(helpers),
@@ -96,7 +95,7 @@ class Pool {
     }
     wake_.notify_all();
     work();
-    if (!poll_.load() ||
+    if (!threads_may_poll() ||
         !spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; },
                     [] { return false; })) {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -139,8 +138,8 @@ class Pool {
     // may return and park before this worker is back to polling) still sends it to sleep.
     std::uint64_t parked = park_.load();
     for (;;) {
-      if (!poll_.load() || !spin_until([&] { return stop_.load() || mine(); },
-                                       [&] { return park_.load() != parked; })) {
+      if (!threads_may_poll() || !spin_until([&] { return stop_.load() || mine(); },
+                                             [&] { return park_.load() != parked; })) {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_.load() || mine(); });
       }
@@ -173,7 +172,6 @@ class Pool {
   std::atomic<std::uint64_t> job_{0};
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> park_{0};  // bumped by park(): polling workers go to sleep
-  std::atomic<bool> poll_{true};        // the last job's threads_may_poll()
   std::exception_ptr error_;
 };
 
