@@ -251,12 +251,10 @@ std::vector<MaKernel> kernels_all() {
   return {MaKernel::kReference, MaKernel::kPortable, MaKernel::kAvx2, MaKernel::kAvx512};
 }
 
-#define SKIP_UNLESS_HERE(kernel)                                              \
-  if (!ma_kernel_supported(kernel)) {                                         \
-    GTEST_SKIP() << "this CPU (or build) lacks the " << kernel_name(kernel) \
-                 << " kernel";                                                \
+#define SKIP_UNLESS_HERE(kernel)                                                          \
+  if (!ma_kernel_supported(kernel)) {                                                     \
+    GTEST_SKIP() << "this CPU (or build) lacks the " << kernel_name(kernel) << " kernel"; \
   }
-
 
 // ---- Decode: partitions merged = full attention, for GQA ratios 1, 2, 4, 8. -------------------
 
@@ -562,10 +560,10 @@ TEST(MergePartials, NoPartitionsGiveZeroOutputNotNan) {
   for (float x : out) EXPECT_EQ(x, 0.0f);
 }
 
-TEST(MergePartials, IncrementalMergeEqualsOneShot) {
+void merge_one_shot_vs_incremental(int hd) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 4.0f);
-  const int rows = 5, hd = 8, parts = 4;
+  const int rows = 5, parts = 4;
   std::vector<std::vector<float>> o(parts), m(parts), l(parts);
   std::vector<PartialsView> views;
   for (int p = 0; p < parts; ++p) {
@@ -587,6 +585,15 @@ TEST(MergePartials, IncrementalMergeEqualsOneShot) {
   for (int i = 0; i < rows; ++i) EXPECT_NEAR(al[i], bl[i], 1e-6 * std::abs(bl[i])) << i;
   for (int i = 0; i < rows * hd; ++i) {
     EXPECT_NEAR(ao[i], bo[i], 1e-6 * std::max(1.0f, std::abs(bo[i]))) << i;
+  }
+}
+
+// The one-shot merge (one weighted sum per row, SIMD in 32- and 8-column pieces and a scalar
+// tail) against folding the partitions in one at a time (merge_state, plain loops).
+TEST(MergePartials, IncrementalMergeEqualsOneShot) {
+  for (const int hd : {8, 44, 128}) {
+    SCOPED_TRACE(hd);
+    merge_one_shot_vs_incremental(hd);
   }
 }
 

@@ -317,23 +317,26 @@ void merge_partials_into(const MaOutput& acc, const PartialsView& part, std::int
 void merge_partials(std::span<const PartialsView> parts, std::int64_t rows, int head_dim,
                     const MaOutput& out, MaResult result) {
   // Row by row: the common max first, then one scale per partition (partition_scale), so each
-  // partition costs one exp2 and the row's output is written once.
-  const detail::ScaleAddFn scale_add = detail::scale_add_fn();
-  std::vector<float> o(static_cast<std::size_t>(head_dim));
+  // partition costs one exp2; then one pass over the row's columns adds every partition's row,
+  // writing the output once.
+  const detail::WeightedSumFn weighted_sum = detail::weighted_sum_fn();
+  const std::size_t n = parts.size();
+  std::vector<const float*> rows_o(n);
+  std::vector<float> scales(n);
   for (std::int64_t r = 0; r < rows; ++r) {
     float m = -INFINITY;
     for (const PartialsView& p : parts) m = std::fmax(m, p.m[r]);
-    std::fill(o.begin(), o.end(), 0.0f);
     float l = 0.0f;
-    for (const PartialsView& p : parts) {
-      const float scale = partition_scale(p.m[r], m);
-      scale_add(o.data(), p.o + r * head_dim, scale, head_dim);
-      l += p.l[r] * scale;
+    for (std::size_t i = 0; i < n; ++i) {
+      scales[i] = partition_scale(parts[i].m[r], m);
+      rows_o[i] = parts[i].o + r * head_dim;
+      l += parts[i].l[r] * scales[i];
     }
+    float* o = out.o + r * head_dim;
+    weighted_sum(o, rows_o.data(), scales.data(), static_cast<int>(n), head_dim);
     if (result == MaResult::kNormalized) {
-      normalize_state(o.data(), l, out.o + r * head_dim, head_dim);
+      normalize_state(o, l, o, head_dim);
     } else {
-      std::copy(o.begin(), o.end(), out.o + r * head_dim);
       out.m[r] = m;
       out.l[r] = l;
     }

@@ -11,7 +11,7 @@
 //            load feeds two FMAs; four rows' dot products reduced together with hadd
 //   softmax: per row, m_new = max(m, max_t x), p = 2^(x - m_new) by a vector exp2
 //   values:  o[r][d:d+16] = o * alpha[r] + sum_t p[t][r] * v[t][d:d+16], rows in registers
-// Also here: the AVX2 scale-add behind merge_partials.
+// Also here: the AVX2 weighted sum behind merge_partials.
 #include "backend/cpu/attention_kernels.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -249,13 +249,37 @@ INFLLM_AVX2_FN void update(const MaRows& rows, const MaKeys& keys, float* scratc
   }
 }
 
-INFLLM_AVX2_FN void scale_add_avx2(float* o, const float* x, float scale, int n) {
-  const __m256 s = _mm256_set1_ps(scale);
+INFLLM_AVX2_FN void weighted_sum_avx2(float* out, const float* const* x, const float* scale,
+                                      int parts, int n) {
+  // 32 columns at a time in four accumulators, every partition's row added before the store.
   int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(o + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), s, _mm256_loadu_ps(o + i)));
+  for (; i + 32 <= n; i += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int p = 0; p < parts; ++p) {
+      const __m256 s = _mm256_broadcast_ss(scale + p);
+      const float* xp = x[p] + i;
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xp), s, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8), s, a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 16), s, a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 24), s, a3);
+    }
+    _mm256_storeu_ps(out + i, a0);
+    _mm256_storeu_ps(out + i + 8, a1);
+    _mm256_storeu_ps(out + i + 16, a2);
+    _mm256_storeu_ps(out + i + 24, a3);
   }
-  for (; i < n; ++i) o[i] += x[i] * scale;
+  for (; i + 8 <= n; i += 8) {
+    __m256 a = _mm256_setzero_ps();
+    for (int p = 0; p < parts; ++p) {
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(x[p] + i), _mm256_broadcast_ss(scale + p), a);
+    }
+    _mm256_storeu_ps(out + i, a);
+  }
+  for (; i < n; ++i) {
+    float a = 0.0f;
+    for (int p = 0; p < parts; ++p) a += x[p][i] * scale[p];
+    out[i] = a;
+  }
 }
 
 }  // namespace
@@ -280,16 +304,20 @@ bool avx2_supported() { return false; }
 #endif
 
 namespace {
-void scale_add_portable(float* o, const float* x, float scale, int n) {
-  for (int i = 0; i < n; ++i) o[i] += x[i] * scale;
+void weighted_sum_portable(float* out, const float* const* x, const float* scale, int parts,
+                           int n) {
+  for (int i = 0; i < n; ++i) out[i] = 0.0f;
+  for (int p = 0; p < parts; ++p) {
+    for (int i = 0; i < n; ++i) out[i] += x[p][i] * scale[p];
+  }
 }
 }  // namespace
 
-ScaleAddFn scale_add_fn() {
+WeightedSumFn weighted_sum_fn() {
 #if INFLLM_ATTENTION_AVX2
-  if (avx2_supported()) return &scale_add_avx2;
+  if (avx2_supported()) return &weighted_sum_avx2;
 #endif
-  return &scale_add_portable;
+  return &weighted_sum_portable;
 }
 
 }  // namespace infllm::cpu::detail

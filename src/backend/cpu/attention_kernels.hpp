@@ -76,10 +76,12 @@ struct MaIsa {
   LayoutFn layout = nullptr;  // null: natural order
 };
 
-// o[i] += x[i] * scale for i < n: the inner loop of merging partial states.
-using ScaleAddFn = void (*)(float* o, const float* x, float scale, int n);
+// out[i] = sum over p < parts of x[p][i] * scale[p], for i < n: one row of merging partial
+// states, each output element written once. out may not alias any x[p].
+using WeightedSumFn = void (*)(float* out, const float* const* x, const float* scale, int parts,
+                               int n);
 // The AVX2 version when this CPU has it, else a plain loop.
-ScaleAddFn scale_add_fn();
+WeightedSumFn weighted_sum_fn();
 
 MaIsa portable_isa();
 // AVX2 + FMA + F16C, head_dim a multiple of 8. Null functions when not compiled in.
