@@ -205,8 +205,10 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
   std::printf("%9s %5s %9s %9s %9s %10s %6s %9s %9s\n", "context", "kv", "KV_MiB", "MA_ms",
               "MA_GB/s", "read_GB/s", "ratio", "merge_us", "merge/MA");
   std::vector<std::string> below;
+  std::vector<Row> rows;
   for (const auto& [context, dtype] : cases) {
     const Row r = measure(context, dtype, threads, kernel, huge);
+    rows.push_back(r);
     std::printf("%9lld %5s %9.1f %9.3f %9.2f %10.2f %6.2f %9.2f %8.3f%%\n",
                 static_cast<long long>(r.context), infllm::dtype_name(r.dtype), r.kv_mib, r.ma_ms,
                 r.ma_gbs, r.read_gbs, r.ratio, r.merge_us, 100.0 * r.merge_frac);
@@ -214,6 +216,26 @@ int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options)
     const std::string name = std::to_string(r.context) + " " + infllm::dtype_name(r.dtype);
     if (r.context >= kRatioGoalFrom && r.ratio < kRatioGoal) below.push_back(name + " ratio");
     if (r.merge_frac >= kMergeGoal) below.push_back(name + " merge");
+  }
+  // The 4096-token f16 pool (16 MiB) stays in the caches of most machines, so its MA rate is the
+  // kernel's ceiling when memory is not the limit. Where that ceiling is not well above the
+  // memory's read rate, the streaming ratio is decided by how much of the compute hides under
+  // the misses: the footer says so, so that a reader can tell a slow kernel from a machine whose
+  // few cores each have more bandwidth than they can consume.
+  const Row* cached = nullptr;
+  const Row* streamed = nullptr;
+  for (const Row& r : rows) {
+    if (r.dtype != KvDtype::kF16) continue;
+    if (r.context == 4096) cached = &r;
+    if (r.context == kRatioGoalFrom) streamed = &r;
+  }
+  if (cached != nullptr && streamed != nullptr) {
+    std::printf(
+        "# headroom: f16 MA at 4096 tokens (in cache) %.2f GB/s / read at %lld tokens %.2f GB/s"
+        " = %.2f (MA streams no faster than it computes, so the f16 ratio stays below this;"
+        " near 1 or below, the ratio is set by how much compute hides under the misses)\n",
+        cached->ma_gbs, static_cast<long long>(kRatioGoalFrom), streamed->read_gbs,
+        cached->ma_gbs / streamed->read_gbs);
   }
   std::printf("# goals: ratio >= %.2f at >= %lld tokens; merge < %.0f%% of MA\n", kRatioGoal,
               static_cast<long long>(kRatioGoalFrom), 100 * kMergeGoal);
