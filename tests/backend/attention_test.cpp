@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/cpu/attention.hpp"
+#include "backend/cpu/attention_kernels.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "core/attention_state.hpp"
 #include "core/errors.hpp"
@@ -586,6 +587,13 @@ void merge_one_shot_vs_incremental(int hd) {
   for (int i = 0; i < rows * hd; ++i) {
     EXPECT_NEAR(ao[i], bo[i], 1e-6 * std::max(1.0f, std::abs(bo[i]))) << i;
   }
+  // Normalized: the one-shot output against the incremental state, normalized.
+  std::vector<float> want(rows * hd), got(rows * hd, -7.0f);
+  normalize_partials(PartialsView{ao.data(), am.data(), al.data()}, rows, hd, want.data());
+  merge_partials(views, rows, hd, {got.data(), nullptr, nullptr}, MaResult::kNormalized);
+  for (int i = 0; i < rows * hd; ++i) {
+    EXPECT_NEAR(want[i], got[i], 1e-6 * std::max(1.0f, std::abs(want[i]))) << i;
+  }
 }
 
 // The one-shot merge (one weighted sum per row, SIMD in 32- and 8-column pieces and a scalar
@@ -594,6 +602,54 @@ TEST(MergePartials, IncrementalMergeEqualsOneShot) {
   for (const int hd : {8, 44, 128}) {
     SCOPED_TRACE(hd);
     merge_one_shot_vs_incremental(hd);
+  }
+}
+
+// Every partition empty (m = -inf, l = 0), and no partition at all, merge to the empty state:
+// o = 0, m = -inf, l = 0, never NaN.
+TEST(MergePartials, EmptyPartitionsAndNoPartitionsGiveTheEmptyState) {
+  const int rows = 2, hd = 40;
+  std::vector<float> zo(rows * hd, 0.0f), zm(rows, -INFINITY), zl(rows, 0.0f);
+  const std::vector<PartialsView> empty(3, PartialsView{zo.data(), zm.data(), zl.data()});
+  for (const std::size_t parts : {std::size_t{3}, std::size_t{0}}) {
+    SCOPED_TRACE(parts);
+    std::vector<float> o(rows * hd, -7.0f), m(rows, 7.0f), l(rows, 7.0f);
+    merge_partials(std::span(empty.data(), parts), rows, hd, {o.data(), m.data(), l.data()});
+    for (float x : o) EXPECT_EQ(x, 0.0f);
+    for (int r = 0; r < rows; ++r) {
+      EXPECT_EQ(m[r], -INFINITY);
+      EXPECT_EQ(l[r], 0.0f);
+    }
+  }
+}
+
+// Both weighted sums (the SIMD one weighted_sum_fn picks on this CPU, and the portable one)
+// against a double-precision sum, over lengths that take every piece of the SIMD loop.
+TEST(MergePartials, WeightedSumsMatchADoubleSum) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const int n : {1, 7, 8, 31, 32, 44, 128}) {
+    for (const int parts : {1, 3, 8}) {
+      std::vector<std::vector<float>> x(parts, std::vector<float>(n));
+      std::vector<const float*> ptrs;
+      std::vector<float> scale(parts);
+      for (int p = 0; p < parts; ++p) {
+        for (float& v : x[p]) v = normal(rng);
+        scale[p] = std::abs(normal(rng));
+        ptrs.push_back(x[p].data());
+      }
+      for (const detail::WeightedSumFn fn :
+           {detail::weighted_sum_fn(), &detail::weighted_sum_portable}) {
+        std::vector<float> out(n, NAN);
+        fn(out.data(), ptrs.data(), scale.data(), parts, n);
+        for (int i = 0; i < n; ++i) {
+          double want = 0.0;
+          for (int p = 0; p < parts; ++p) want += double{x[p][i]} * scale[p];
+          EXPECT_NEAR(out[i], want, 1e-5 * std::max(1.0, std::abs(want)))
+              << "n " << n << " parts " << parts << " i " << i;
+        }
+      }
+    }
   }
 }
 

@@ -3,7 +3,8 @@
 // Every function here carries the target attribute, so the rest of the binary stays baseline
 // x86-64 and attention.cpp picks this step only when the CPU reports the features at run time.
 // Shapes: a tile is kMaxTileRows = 4 query rows (the driver pads rows to a multiple of 4), a
-// block is T tokens of head_dim elements, head_dim a multiple of 8. K and V are read straight
+// block is T tokens of head_dim elements, head_dim a multiple of 8 (the weighted sum of the
+// merge, at the end of the file, takes any length). K and V are read straight
 // from the pool and widened to f32 in registers (F16C for f16, a shift for bf16): decode is a
 // stream over the KV, and a conversion pass through scratch would cost as much as the math.
 //
@@ -303,7 +304,6 @@ bool avx2_supported() { return false; }
 
 #endif
 
-namespace {
 void weighted_sum_portable(float* out, const float* const* x, const float* scale, int parts,
                            int n) {
   for (int i = 0; i < n; ++i) out[i] = 0.0f;
@@ -311,7 +311,6 @@ void weighted_sum_portable(float* out, const float* const* x, const float* scale
     for (int i = 0; i < n; ++i) out[i] += x[p][i] * scale[p];
   }
 }
-}  // namespace
 
 WeightedSumFn weighted_sum_fn() {
 #if INFLLM_ATTENTION_AVX2

@@ -7,6 +7,7 @@
 // version is plain C++ (it converts f16/bf16 to f32 into scratch first); the AVX2 and AVX-512
 // versions convert in registers as they load, so each KV byte is touched once, and are compiled
 // for their target alone (function attributes, so nothing else in the binary needs AVX2).
+// Also here: the weighted sum behind merge_partials (one row of the merge of partial states).
 #pragma once
 
 #include <cstddef>
@@ -80,8 +81,9 @@ struct MaIsa {
 // states, each output element written once. out may not alias any x[p].
 using WeightedSumFn = void (*)(float* out, const float* const* x, const float* scale, int parts,
                                int n);
-// The AVX2 version when this CPU has it, else a plain loop.
+// The AVX2 version when this CPU has it, else weighted_sum_portable.
 WeightedSumFn weighted_sum_fn();
+void weighted_sum_portable(float* out, const float* const* x, const float* scale, int parts, int n);
 
 MaIsa portable_isa();
 // AVX2 + FMA + F16C, head_dim a multiple of 8. Null functions when not compiled in.
