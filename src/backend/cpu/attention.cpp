@@ -178,7 +178,8 @@ void run_item(const KvPool& pool, const MaParams& params, const MaIsa& isa, cons
                       s.m.data() + at,
                       s.l.data() + at,
                       padded,
-                      hd};
+                      hd,
+                      rows};
       isa.update(mr, keys, s.step.data());
     }
   }

@@ -2,7 +2,8 @@
 //
 // Like attention_avx2.cpp, every function carries the target attribute and attention.cpp picks
 // this step only when the CPU (and the OS) report AVX-512 at run time. Shapes: a tile is
-// kMaxTileRows = 4 query rows, head_dim a multiple of 32, any number of tokens per block.
+// kMaxTileRows = 4 query rows, head_dim a multiple of 32, any number of tokens per block. A tile
+// whose last rows are the driver's padding runs forms for its 1-3 live rows (templates on R).
 //
 //   scores:  4 tokens x 4 rows of 16-lane accumulators (16 zmm, chains of head_dim / 16 FMAs),
 //            reduced together by a transpose-add tree into one vector x[4 t + r]
@@ -133,9 +134,10 @@ INFLLM_AVX512_INLINE __m512 reduce16(const __m512* v) {
   return _mm512_add_ps(x, y);
 }
 
-// Scores of 4 tokens (k0..k3, each head_dim elements) against the tile's 4 rows q (kernel
-// layout): lane 4 j + r = q[r] . k[j].
-template <typename T>
+// Scores of 4 tokens (k0..k3, each head_dim elements) against the tile's first R of 4 rows q
+// (kernel layout): lane 4 j + r = q[r] . k[j], 0 for r >= R (padding rows, which repeat a real
+// row and whose results are dropped, take no FMAs).
+template <typename T, int R>
 INFLLM_AVX512_INLINE __m512 scores4(const float* q, std::ptrdiff_t hd, const T* k0, const T* k1,
                                     const T* k2, const T* k3) {
   __m512 acc[16];
@@ -148,13 +150,13 @@ INFLLM_AVX512_INLINE __m512 scores4(const float* q, std::ptrdiff_t hd, const T* 
     Widen<T>::load(k2 + d, ka[2], kb[2]);
     Widen<T>::load(k3 + d, ka[3], kb[3]);
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512 qa = _mm512_loadu_ps(q + r * hd + d);
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) acc[4 * j + r] = _mm512_fmadd_ps(qa, ka[j], acc[4 * j + r]);
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512 qb = _mm512_loadu_ps(q + r * hd + d + 16);
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) acc[4 * j + r] = _mm512_fmadd_ps(qb, kb[j], acc[4 * j + r]);
@@ -243,7 +245,7 @@ template <typename T>
 INFLLM_AVX512_FN void block_softmax(const MaRows& rows, int r0, int tokens, const float* x,
                                     float* p, __m512 vmax, float* alpha);
 
-template <typename T>
+template <typename T, int R>
 INFLLM_AVX512_FN void tile_scores(const MaRows& rows, int r0, const MaKeys& keys, float* p,
                                   float* x, float* alpha, Prefetch& pf) {
   const std::ptrdiff_t hd = rows.head_dim;
@@ -272,7 +274,7 @@ INFLLM_AVX512_FN void tile_scores(const MaRows& rows, int r0, const MaKeys& keys
     const T* k1 = t + 1 < tokens ? k0 + hd : k0;
     const T* k2 = t + 2 < tokens ? k0 + 2 * hd : k0;
     const T* k3 = t + 3 < tokens ? k0 + 3 * hd : k0;
-    __m512 s = scores4(q, hd, k0, k1, k2, k3);
+    __m512 s = scores4<T, R>(q, hd, k0, k1, k2, k3);
     const __m512i tok = _mm512_add_epi32(lane_token, _mm512_set1_epi32(t));
     __mmask16 hide = _mm512_cmpge_epi32_mask(tok, _mm512_set1_epi32(tokens));
     hide |= _mm512_cmpgt_epi32_mask(tok, last_visible);
@@ -320,17 +322,19 @@ INFLLM_AVX512_FN void block_softmax(const MaRows& rows, int r0, int tokens, cons
 
 // o[r0..r0+3][d : d + 32 * C] <- o * alpha + p @ V[:, d : d + 32 * C], the 4 x 2C accumulators
 // in registers across the block's tokens. o and the widened V share the kernel layout.
-template <typename T, int C, bool kPrefetch>
+template <typename T, int C, bool kPrefetch, int R>
 INFLLM_AVX512_INLINE void tile_values(const MaRows& rows, int r0, const MaKeys& keys,
                                       const float* p, const float* alpha, int d, Prefetch& pf) {
   const std::ptrdiff_t hd = rows.head_dim;
   const int tokens = keys.tokens;
   float* o = rows.o + static_cast<std::ptrdiff_t>(r0) * hd + d;
-  __m512 acc[4][2 * C];
+  __m512 acc[R][2 * C];
   // Most blocks of a long context leave every row's max where it was (alpha = 1).
-  const bool rescale = _mm_movemask_ps(_mm_cmpeq_ps(_mm_load_ps(alpha), _mm_set1_ps(1.0f))) != 0xF;
+  constexpr int kLive = (1 << R) - 1;
+  const bool rescale =
+      (_mm_movemask_ps(_mm_cmpeq_ps(_mm_load_ps(alpha), _mm_set1_ps(1.0f))) & kLive) != kLive;
 #pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < R; ++r) {
     const __m512 a = _mm512_set1_ps(alpha[r]);
 #pragma GCC unroll 4
     for (int c = 0; c < 2 * C; ++c) {
@@ -345,16 +349,34 @@ INFLLM_AVX512_INLINE void tile_values(const MaRows& rows, int r0, const MaKeys& 
 #pragma GCC unroll 2
     for (int c = 0; c < C; ++c) Widen<T>::load(v + 32 * c, vv[2 * c], vv[2 * c + 1]);
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512 w = _mm512_set1_ps(p[r]);
 #pragma GCC unroll 4
       for (int c = 0; c < 2 * C; ++c) acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
     }
   }
 #pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
     for (int c = 0; c < 2 * C; ++c) _mm512_storeu_ps(o + r * hd + 16 * c, acc[r][c]);
+  }
+}
+
+// One tile of 4 rows, R of them live: the scores and softmax, then the values pass over the
+// head dimension in pieces of 64 columns (and a last one of 32).
+template <typename T, int R>
+INFLLM_AVX512_INLINE void tile(const MaRows& rows, int r0, const MaKeys& keys, float* p, float* x,
+                               float* alpha, Prefetch& pf) {
+  tile_scores<T, R>(rows, r0, keys, p, x, alpha, pf);
+  int d = 0;
+  if (pf.per_value_step != 0) {
+    for (; d + 64 <= rows.head_dim; d += 64)
+      tile_values<T, 2, true, R>(rows, r0, keys, p, alpha, d, pf);
+    if (d < rows.head_dim) tile_values<T, 1, true, R>(rows, r0, keys, p, alpha, d, pf);
+  } else {
+    for (; d + 64 <= rows.head_dim; d += 64)
+      tile_values<T, 2, false, R>(rows, r0, keys, p, alpha, d, pf);
+    if (d < rows.head_dim) tile_values<T, 1, false, R>(rows, r0, keys, p, alpha, d, pf);
   }
 }
 
@@ -370,17 +392,25 @@ INFLLM_AVX512_FN void update_as(const MaRows& rows, const MaKeys& keys, float* s
   Prefetch pf;
   pf.plan(keys, static_cast<std::size_t>((keys.tokens + 3) / 4),
           static_cast<std::size_t>(keys.tokens) * ((rows.head_dim + 63) / 64));
+  // The last tile's padding rows (repeats of the last real row, dropped by the driver) take no
+  // FMAs: a tile of R live rows runs the R-row forms. (Decode with 3 query heads per kv head,
+  // as SmolLM2 has, would otherwise spend a quarter of its FMAs on padding.)
+  const int live_rows = rows.live_rows > 0 ? rows.live_rows : rows.rows;
   for (int r0 = 0; r0 < rows.rows; r0 += 4) {
-    tile_scores<T>(rows, r0, keys, p, x, alpha, pf);
-    int d = 0;
-    if (pf.per_value_step != 0) {
-      for (; d + 64 <= rows.head_dim; d += 64)
-        tile_values<T, 2, true>(rows, r0, keys, p, alpha, d, pf);
-      if (d < rows.head_dim) tile_values<T, 1, true>(rows, r0, keys, p, alpha, d, pf);
-    } else {
-      for (; d + 64 <= rows.head_dim; d += 64)
-        tile_values<T, 2, false>(rows, r0, keys, p, alpha, d, pf);
-      if (d < rows.head_dim) tile_values<T, 1, false>(rows, r0, keys, p, alpha, d, pf);
+    const int live = std::clamp(live_rows - r0, 1, 4);
+    switch (live) {
+      case 1:
+        tile<T, 1>(rows, r0, keys, p, x, alpha, pf);
+        break;
+      case 2:
+        tile<T, 2>(rows, r0, keys, p, x, alpha, pf);
+        break;
+      case 3:
+        tile<T, 3>(rows, r0, keys, p, x, alpha, pf);
+        break;
+      default:
+        tile<T, 4>(rows, r0, keys, p, x, alpha, pf);
+        break;
     }
   }
 }
