@@ -2,9 +2,10 @@
 //
 // Every function here carries the target attribute, so the rest of the binary stays baseline
 // x86-64 and attention.cpp picks this step only when the CPU reports the features at run time.
-// Shapes: a tile is kMaxTileRows = 4 query rows (the driver pads rows to a multiple of 4), a
-// block is T tokens of head_dim elements, head_dim a multiple of 8 (the weighted sum of the
-// merge, at the end of the file, takes any length). K and V are read straight
+// Shapes: a tile is kMaxTileRows = 4 query rows (the driver pads rows to a multiple of 4; a tile
+// whose last rows are padding runs forms for its 1-3 live rows), a block is T tokens of head_dim
+// elements, head_dim a multiple of 8 (the weighted sum of the merge, at the end of the file,
+// takes any length). K and V are read straight
 // from the pool and widened to f32 in registers (F16C for f16, a shift for bf16): decode is a
 // stream over the KV, and a conversion pass through scratch would cost as much as the math.
 //
@@ -23,6 +24,7 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/attention_state.hpp"
@@ -74,8 +76,9 @@ INFLLM_AVX2_FN inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-// x (round_up(T, 2), 4) <- scores of rows r0..r0+3; padding tokens get -inf.
-template <typename T>
+// x (round_up(T, 2), 4) <- scores of rows r0..r0+3; padding tokens get -inf. Only the first R
+// rows are live: the others (the driver's padding) score 0 and take no FMAs.
+template <typename T, int R>
 INFLLM_AVX2_FN void tile_scores(const MaRows& rows, int r0, const MaKeys& keys, float* x) {
   const std::ptrdiff_t hd = rows.head_dim;
   const int tokens = keys.tokens;
@@ -99,7 +102,7 @@ INFLLM_AVX2_FN void tile_scores(const MaRows& rows, int r0, const MaKeys& keys, 
     for (int d = 0; d < hd; d += 8) {
       const __m256 kv0 = load8(k0 + d);
       const __m256 kv1 = load8(k1 + d);
-      for (int r = 0; r < 4; ++r) {
+      for (int r = 0; r < R; ++r) {
         const __m256 qv = _mm256_loadu_ps(q + r * hd + d);
         a0[r] = _mm256_fmadd_ps(qv, kv0, a0[r]);
         a1[r] = _mm256_fmadd_ps(qv, kv1, a1[r]);
@@ -151,9 +154,9 @@ INFLLM_AVX2_FN void tile_softmax(const MaRows& rows, int r0, int T, float* x, fl
   for (int r = 0; r < 4; ++r) rows.l[r0 + r] = rows.l[r0 + r] * alpha[r] + sum[r];
 }
 
-// o[r0..r0+3][d:d+16] <- o * alpha + p @ V[:, d:d+16]. Eight named accumulators: GCC spills
-// arrays of __m256 here.
-template <typename T>
+// o[r0..r0+R-1][d:d+16] <- o * alpha + p @ V[:, d:d+16] for the tile's R live rows. Eight
+// named accumulators: GCC spills arrays of __m256 here.
+template <typename T, int R>
 INFLLM_AVX2_FN inline void tile_values16(const MaRows& rows, int r0, const MaKeys& keys,
                                          const float* p, const float* alpha, int d) {
   const std::ptrdiff_t hd = rows.head_dim;
@@ -162,16 +165,22 @@ INFLLM_AVX2_FN inline void tile_values16(const MaRows& rows, int r0, const MaKey
   float* o1 = o0 + hd;
   float* o2 = o1 + hd;
   float* o3 = o2 + hd;
-  const __m256 s0 = _mm256_set1_ps(alpha[0]), s1 = _mm256_set1_ps(alpha[1]);
-  const __m256 s2 = _mm256_set1_ps(alpha[2]), s3 = _mm256_set1_ps(alpha[3]);
-  __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(o0), s0),
-         b0 = _mm256_mul_ps(_mm256_loadu_ps(o0 + 8), s0);
-  __m256 a1 = _mm256_mul_ps(_mm256_loadu_ps(o1), s1),
-         b1 = _mm256_mul_ps(_mm256_loadu_ps(o1 + 8), s1);
-  __m256 a2 = _mm256_mul_ps(_mm256_loadu_ps(o2), s2),
-         b2 = _mm256_mul_ps(_mm256_loadu_ps(o2 + 8), s2);
-  __m256 a3 = _mm256_mul_ps(_mm256_loadu_ps(o3), s3),
-         b3 = _mm256_mul_ps(_mm256_loadu_ps(o3 + 8), s3);
+  const __m256 z = _mm256_setzero_ps();
+  __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(o0), _mm256_set1_ps(alpha[0]));
+  __m256 b0 = _mm256_mul_ps(_mm256_loadu_ps(o0 + 8), _mm256_set1_ps(alpha[0]));
+  __m256 a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
+  if constexpr (R > 1) {
+    a1 = _mm256_mul_ps(_mm256_loadu_ps(o1), _mm256_set1_ps(alpha[1]));
+    b1 = _mm256_mul_ps(_mm256_loadu_ps(o1 + 8), _mm256_set1_ps(alpha[1]));
+  }
+  if constexpr (R > 2) {
+    a2 = _mm256_mul_ps(_mm256_loadu_ps(o2), _mm256_set1_ps(alpha[2]));
+    b2 = _mm256_mul_ps(_mm256_loadu_ps(o2 + 8), _mm256_set1_ps(alpha[2]));
+  }
+  if constexpr (R > 3) {
+    a3 = _mm256_mul_ps(_mm256_loadu_ps(o3), _mm256_set1_ps(alpha[3]));
+    b3 = _mm256_mul_ps(_mm256_loadu_ps(o3 + 8), _mm256_set1_ps(alpha[3]));
+  }
   const T* v = reinterpret_cast<const T*>(keys.v) + d;
   for (int t = 0; t < tokens; ++t, v += hd, p += 4) {
     const __m256 va = load8(v);
@@ -179,27 +188,39 @@ INFLLM_AVX2_FN inline void tile_values16(const MaRows& rows, int r0, const MaKey
     __m256 w = _mm256_broadcast_ss(p);
     a0 = _mm256_fmadd_ps(w, va, a0);
     b0 = _mm256_fmadd_ps(w, vb, b0);
-    w = _mm256_broadcast_ss(p + 1);
-    a1 = _mm256_fmadd_ps(w, va, a1);
-    b1 = _mm256_fmadd_ps(w, vb, b1);
-    w = _mm256_broadcast_ss(p + 2);
-    a2 = _mm256_fmadd_ps(w, va, a2);
-    b2 = _mm256_fmadd_ps(w, vb, b2);
-    w = _mm256_broadcast_ss(p + 3);
-    a3 = _mm256_fmadd_ps(w, va, a3);
-    b3 = _mm256_fmadd_ps(w, vb, b3);
+    if constexpr (R > 1) {
+      w = _mm256_broadcast_ss(p + 1);
+      a1 = _mm256_fmadd_ps(w, va, a1);
+      b1 = _mm256_fmadd_ps(w, vb, b1);
+    }
+    if constexpr (R > 2) {
+      w = _mm256_broadcast_ss(p + 2);
+      a2 = _mm256_fmadd_ps(w, va, a2);
+      b2 = _mm256_fmadd_ps(w, vb, b2);
+    }
+    if constexpr (R > 3) {
+      w = _mm256_broadcast_ss(p + 3);
+      a3 = _mm256_fmadd_ps(w, va, a3);
+      b3 = _mm256_fmadd_ps(w, vb, b3);
+    }
   }
   _mm256_storeu_ps(o0, a0);
   _mm256_storeu_ps(o0 + 8, b0);
-  _mm256_storeu_ps(o1, a1);
-  _mm256_storeu_ps(o1 + 8, b1);
-  _mm256_storeu_ps(o2, a2);
-  _mm256_storeu_ps(o2 + 8, b2);
-  _mm256_storeu_ps(o3, a3);
-  _mm256_storeu_ps(o3 + 8, b3);
+  if constexpr (R > 1) {
+    _mm256_storeu_ps(o1, a1);
+    _mm256_storeu_ps(o1 + 8, b1);
+  }
+  if constexpr (R > 2) {
+    _mm256_storeu_ps(o2, a2);
+    _mm256_storeu_ps(o2 + 8, b2);
+  }
+  if constexpr (R > 3) {
+    _mm256_storeu_ps(o3, a3);
+    _mm256_storeu_ps(o3 + 8, b3);
+  }
 }
 
-// The same for 8 columns (head_dim % 16 == 8).
+// The same for 8 columns (head_dim % 16 == 8), all 4 rows (padding included: a rare shape).
 template <typename T>
 INFLLM_AVX2_FN inline void tile_values8(const MaRows& rows, int r0, const MaKeys& keys,
                                         const float* p, const float* alpha, int d) {
@@ -224,15 +245,37 @@ INFLLM_AVX2_FN inline void tile_values8(const MaRows& rows, int r0, const MaKeys
   _mm256_storeu_ps(o + 3 * hd, a3);
 }
 
+// One tile of 4 rows, the first R live.
+template <typename T, int R>
+INFLLM_AVX2_FN void tile(const MaRows& rows, int r0, const MaKeys& keys, float* x, float* alpha) {
+  tile_scores<T, R>(rows, r0, keys, x);
+  tile_softmax(rows, r0, keys.tokens, x, alpha);
+  int d = 0;
+  for (; d + 16 <= rows.head_dim; d += 16) tile_values16<T, R>(rows, r0, keys, x, alpha, d);
+  if (d < rows.head_dim) tile_values8<T>(rows, r0, keys, x, alpha, d);
+}
+
 template <typename T>
 INFLLM_AVX2_FN void update_as(const MaRows& rows, const MaKeys& keys, float* scratch) {
   alignas(16) float alpha[4];
+  // The last tile's padding rows (repeats of the last live row, dropped by the driver) take no
+  // FMAs in the scores and the 16-column values pass.
+  const int live_rows = rows.live_rows > 0 ? rows.live_rows : rows.rows;
   for (int r0 = 0; r0 < rows.rows; r0 += 4) {
-    tile_scores<T>(rows, r0, keys, scratch);
-    tile_softmax(rows, r0, keys.tokens, scratch, alpha);
-    int d = 0;
-    for (; d + 16 <= rows.head_dim; d += 16) tile_values16<T>(rows, r0, keys, scratch, alpha, d);
-    if (d < rows.head_dim) tile_values8<T>(rows, r0, keys, scratch, alpha, d);
+    switch (std::clamp(live_rows - r0, 1, 4)) {
+      case 1:
+        tile<T, 1>(rows, r0, keys, scratch, alpha);
+        break;
+      case 2:
+        tile<T, 2>(rows, r0, keys, scratch, alpha);
+        break;
+      case 3:
+        tile<T, 3>(rows, r0, keys, scratch, alpha);
+        break;
+      default:
+        tile<T, 4>(rows, r0, keys, scratch, alpha);
+        break;
+    }
   }
 }
 
