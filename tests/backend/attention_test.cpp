@@ -412,9 +412,13 @@ TEST_P(PrefillChunk, MidBlockChunkMatchesCausalOracle) {
     s.g.block_tokens = seed % 2 ? 16 : 5;
     s.g.head_dim = 64;
     s.g.kv_heads = 2;
-    s.q_heads = 8;
+    // Group 4 with a random chunk, or group 3 with chunks of 7, 23 and 30 tokens: 21, 69 and 90
+    // rows per kv head, so the last tile of 4 rows has 1 or 2 live rows, and the longer chunks
+    // take a second row group (kRowGroup = 64 rows) that ends in a part-filled tile.
+    s.q_heads = seed % 2 ? 8 : 6;
     s.layer = 0;
-    const int chunk = 1 + static_cast<int>(rng() % 40);
+    const int chunk =
+        seed % 2 ? 1 + static_cast<int>(rng() % 40) : std::vector<int>{7, 23, 30}[seed / 2];
     // The chunk starts inside a block: the prefix is not a multiple of block_tokens.
     const int prefix = s.g.block_tokens * static_cast<int>(rng() % 4) + 1 +
                        static_cast<int>(rng() % (s.g.block_tokens - 1));

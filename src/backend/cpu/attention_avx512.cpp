@@ -10,8 +10,9 @@
 //   softmax: once per block, in vectors of 4 tokens x 4 rows; the weights are computed with the
 //            running max as each group of 4 tokens is scored, and recomputed only when the
 //            block raises the max (see tile_scores)
-//   values:  o[4 rows][64 columns] held in 16 zmm across all tokens of the block: each V chunk
-//            is widened once per token and used for the 4 rows (p broadcast from memory)
+//   values:  o[4 rows][64 columns] held in 16 zmm across all tokens of the block (fewer for a
+//            tile with padding rows): each V chunk is widened once per token and used for the 4
+//            rows (p broadcast from memory)
 //
 // Widening: f32 is loaded as is, f16 with vcvtph2ps. bf16 skips the unpacking: a 32-bit lane of a
 // 64-byte load holds two elements, the even one low, so one shift gives the even elements as f32
@@ -320,8 +321,9 @@ INFLLM_AVX512_FN void block_softmax(const MaRows& rows, int r0, int tokens, cons
   _mm_store_ps(alpha, _mm512_castps512_ps128(a));
 }
 
-// o[r0..r0+3][d : d + 32 * C] <- o * alpha + p @ V[:, d : d + 32 * C], the 4 x 2C accumulators
-// in registers across the block's tokens. o and the widened V share the kernel layout.
+// o[r0..r0+R-1][d : d + 32 * C] <- o * alpha + p @ V[:, d : d + 32 * C] for the tile's R live
+// rows, the R x 2C accumulators in registers across the block's tokens. o and the widened V share
+// the kernel layout.
 template <typename T, int C, bool kPrefetch, int R>
 INFLLM_AVX512_INLINE void tile_values(const MaRows& rows, int r0, const MaKeys& keys,
                                       const float* p, const float* alpha, int d, Prefetch& pf) {
