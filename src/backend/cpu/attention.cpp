@@ -177,9 +177,8 @@ void run_item(const KvPool& pool, const MaParams& params, const MaIsa& isa, cons
                       s.o.data() + at * hd,
                       s.m.data() + at,
                       s.l.data() + at,
-                      padded,
-                      hd,
-                      rows};
+                      rows,
+                      hd};
       isa.update(mr, keys, s.step.data());
     }
   }

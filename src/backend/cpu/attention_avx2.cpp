@@ -5,9 +5,9 @@
 // Shapes: a tile is kMaxTileRows = 4 query rows (the driver pads rows to a multiple of 4; a tile
 // whose last rows are padding runs forms for its 1-3 live rows), a block is T tokens of head_dim
 // elements, head_dim a multiple of 8 (the weighted sum of the merge, at the end of the file,
-// takes any length). K and V are read straight
-// from the pool and widened to f32 in registers (F16C for f16, a shift for bf16): decode is a
-// stream over the KV, and a conversion pass through scratch would cost as much as the math.
+// takes any length). K and V are read straight from the pool and widened to f32 in registers
+// (F16C for f16, a shift for bf16): decode is a stream over the KV, and a conversion pass through
+// scratch would cost as much as the math.
 //
 //   scores:  x[t][r] (T rounded up to 2, 4 rows) = q[r] . k[t], two tokens per pass so each q
 //            load feeds two FMAs; four rows' dot products reduced together with hadd
@@ -260,9 +260,8 @@ INFLLM_AVX2_FN void update_as(const MaRows& rows, const MaKeys& keys, float* scr
   alignas(16) float alpha[4];
   // The last tile's padding rows (repeats of the last live row, dropped by the driver) take no
   // FMAs in the scores and the 16-column values pass.
-  const int live_rows = rows.live_rows > 0 ? rows.live_rows : rows.rows;
   for (int r0 = 0; r0 < rows.rows; r0 += 4) {
-    switch (std::clamp(live_rows - r0, 1, 4)) {
+    switch (std::min(rows.rows - r0, 4)) {
       case 1:
         tile<T, 1>(rows, r0, keys, scratch, alpha);
         break;

@@ -397,10 +397,8 @@ INFLLM_AVX512_FN void update_as(const MaRows& rows, const MaKeys& keys, float* s
   // The last tile's padding rows (repeats of the last real row, dropped by the driver) take no
   // FMAs: a tile of R live rows runs the R-row forms. (Decode with 3 query heads per kv head,
   // as SmolLM2 has, would otherwise spend a quarter of its FMAs on padding.)
-  const int live_rows = rows.live_rows > 0 ? rows.live_rows : rows.rows;
   for (int r0 = 0; r0 < rows.rows; r0 += 4) {
-    const int live = std::clamp(live_rows - r0, 1, 4);
-    switch (live) {
+    switch (std::min(rows.rows - r0, 4)) {
       case 1:
         tile<T, 1>(rows, r0, keys, p, x, alpha, pf);
         break;

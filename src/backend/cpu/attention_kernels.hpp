@@ -25,11 +25,11 @@ struct MaRows {
   float* o = nullptr;                 // (rows, head_dim) running unnormalised outputs
   float* m = nullptr;                 // (rows) running max, log2 units
   float* l = nullptr;                 // (rows) running sum of exponentials
-  int rows = 0;                       // a multiple of kMaxTileRows: the driver pads the last tile
+  // Live rows. The buffers above hold rows rounded up to a multiple of kMaxTileRows: the padding
+  // rows repeat the last live row and their results are dropped, so a kernel may skip their work
+  // (their running state is then unspecified).
+  int rows = 0;
   int head_dim = 0;
-  // Rows before the padding; the padding rows repeat the last live row and their results are
-  // dropped, so a kernel may skip their work (their running state is then unspecified).
-  int live_rows = 0;
 };
 
 // One block's K and V runs of one kv head, as stored in the pool.

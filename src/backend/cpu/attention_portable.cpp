@@ -141,7 +141,7 @@ void update(const MaRows& rows, const MaKeys& keys, float* scratch) {
     kf = k32;
     vf = v32;
   }
-  // The driver pads rows to a multiple of kMaxTileRows.
+  // The driver pads the buffers to a multiple of kMaxTileRows rows; the padding is computed here.
   for (int r = 0; r < rows.rows; r += kMaxTileRows) tile<kMaxTileRows>(rows, r, keys, kf, vf, p);
 }
 
