@@ -13,12 +13,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <thread>
 
 #include "support/run_command.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -31,14 +33,15 @@ Result infllm(const std::string& args) { return infllm::testing::run_infllm(args
 
 class Generate : public ::testing::Test {
  protected:
+  // A fresh directory per run: tests expect their output paths not to exist yet.
   static void SetUpTestSuite() {
-    dir_ = fs::temp_directory_path() / ("infllm_generate_test_" + std::to_string(getpid()));
-    fs::create_directories(dir_);
+    tmp_ = std::make_unique<infllm::testing::TempDir>("infllm-generate-test");
     const Result r =
-        infllm("make-model --preset micro --seed 3 --out " + (dir_ / "micro").string());
+        infllm("make-model --preset micro --seed 3 --out " + (tmp_->path() / "micro").string());
     ASSERT_EQ(r.code, 0) << r.out;
   }
-  static std::string path(const std::string& name) { return (dir_ / name).string(); }
+  static void TearDownTestSuite() { tmp_.reset(); }
+  static std::string path(const std::string& name) { return (tmp_->path() / name).string(); }
   static std::string write(const std::string& name, const std::string& text) {
     std::ofstream(path(name)) << text;
     return path(name);
@@ -50,9 +53,9 @@ class Generate : public ::testing::Test {
     return out;
   }
   std::string model() const { return path("micro"); }
-  static fs::path dir_;
+  static std::unique_ptr<infllm::testing::TempDir> tmp_;
 };
-fs::path Generate::dir_;
+std::unique_ptr<infllm::testing::TempDir> Generate::tmp_;
 
 // id -> (status, tokens, text): what must agree between an interrupted-and-resumed run and an
 // uninterrupted one. Fails the test on a duplicate id.

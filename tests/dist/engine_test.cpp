@@ -19,12 +19,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <thread>
 
 #include "support/run_command.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -61,15 +63,15 @@ std::string doc(const std::string& id, int n, int max_new, int salt) {
 
 class Engine : public ::testing::Test {
  public:  // the static helpers serve free functions too
+  // A fresh directory per run: tests expect their output paths not to exist yet.
   static void SetUpTestSuite() {
-    dir_ = fs::temp_directory_path() / ("infllm_engine_test_" + std::to_string(getpid()));
-    fs::create_directories(dir_);
+    tmp_ = std::make_unique<infllm::testing::TempDir>("infllm-engine-test");
     const auto r = infllm::testing::run_infllm("make-model --preset micro --seed 5 --out " +
-                                               (dir_ / "micro").string());
+                                               (tmp_->path() / "micro").string());
     ASSERT_EQ(r.code, 0) << r.out;
   }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-  static std::string path(const std::string& name) { return (dir_ / name).string(); }
+  static void TearDownTestSuite() { tmp_.reset(); }
+  static std::string path(const std::string& name) { return (tmp_->path() / name).string(); }
   static std::string model() { return path("micro"); }
 
   static std::string write(const std::string& name, const std::string& text) {
@@ -102,9 +104,9 @@ class Engine : public ::testing::Test {
     return read_results(out);
   }
 
-  static fs::path dir_;
+  static std::unique_ptr<infllm::testing::TempDir> tmp_;
 };
-fs::path Engine::dir_;
+std::unique_ptr<infllm::testing::TempDir> Engine::tmp_;
 
 // docs/design.md, Determinism: equal tokens up to the first position where the reference's
 // top-2 gap is at most 1e-4.

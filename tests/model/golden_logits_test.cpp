@@ -37,6 +37,7 @@
 #include "model/forward.hpp"
 #include "model/weights.hpp"
 #include "support/run_command.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::model {
 namespace {
@@ -66,20 +67,6 @@ std::vector<float> read_rows(const json& g) {
   if (!in || in.peek() != EOF) throw std::runtime_error("golden .bin has the wrong size");
   return out;
 }
-
-// A temporary directory removed with its contents on scope exit.
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "infllm-golden-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path path;
-};
 
 // Runs the built `infllm make-model <args> --out dir`; returns its exit status.
 int run_make_model(const json& args, const fs::path& dir) {
@@ -229,9 +216,9 @@ class GoldenMakeModel : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GoldenMakeModel, LogitsMatchTransformers) {
   const json g = read_golden(GetParam());
-  TempDir dir;
-  ASSERT_EQ(run_make_model(g.at("model").at("args"), dir.path), 0);
-  const LoadedModel m = load_model(dir.path.string());
+  const infllm::testing::TempDir dir("infllm-golden");
+  ASSERT_EQ(run_make_model(g.at("model").at("args"), dir.path()), 0);
+  const LoadedModel m = load_model(dir.path().string());
 
   // The weights must be the ones the reference saw: float64 sums of a few tensors.
   for (const auto& [name, want] : g.at("weight_sums").items()) {
