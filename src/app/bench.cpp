@@ -1,7 +1,6 @@
 // bench.cpp: dispatch of `infllm bench NAME` (see bench.hpp).
 #include "app/bench.hpp"
 
-#include <cstring>
 #include <iostream>
 #include <map>
 
@@ -39,36 +38,18 @@ BenchFn find_bench(const std::string& name) {
   return it == registry().end() ? nullptr : it->second;
 }
 
-std::string bench_arg(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return fallback;
-}
-
 int run_bench(const std::vector<std::string>& args, int argc, char** argv) {
-  if (auto help = parse_help_only("bench", args)) {
-    std::cout << *help << "\nbenchmarks:\n";
+  const Parsed<BenchConfig> parsed = parse_bench(args);
+  if (parsed.help) {
+    std::cout << *parsed.help << "\nbenchmarks:\n";
     for (const auto& b : benchmarks()) {
       std::cout << "  " << b.name << std::string(18 - std::string(b.name).size(), ' ') << b.summary
                 << (find_bench(b.name) ? "" : "  [not built yet]") << "\n";
     }
     return 0;
   }
-  std::string name;
-  BenchOptions options;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--full") {
-      options.full = true;
-    } else if (a == "--model" || a == "--threads" || a == "--ranks" || a == "--fill-waits" ||
-               a == "--admission" || a == "--remote-attention") {
-      ++i;  // a benchmark's own option with its value: the benchmark reads it from argv
-    } else if (name.empty() && a.rfind("--", 0) != 0) {
-      name = a;
-    }
-  }
-  if (name.empty()) throw UsageError("name", "which benchmark? (infllm bench --help lists them)");
+  const BenchOptions& options = parsed.config;
+  const std::string& name = options.name;
   for (const auto& b : benchmarks()) {
     if (name != b.name) continue;
     const BenchFn run = find_bench(name);

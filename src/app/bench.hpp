@@ -9,11 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "app/cli.hpp"
+
 namespace infllm::app {
 
-struct BenchOptions {
-  bool full = false;  // the sizes docs/benchmarks.md records
-};
+// A benchmark's options: parse_bench's (app/cli.hpp), validated before it starts.
+using BenchOptions = BenchConfig;
 
 // argc/argv are the process's own (MPI benchmarks need them for MPI_Init).
 using BenchFn = int (*)(int argc, char** argv, const BenchOptions& options);
@@ -33,10 +34,6 @@ struct BenchRegistration {
 
 // The registered function of `name`, or nullptr.
 BenchFn find_bench(const std::string& name);
-
-// The value after option `name` (`--threads 2`) among the process's arguments, or `fallback`:
-// a benchmark's own options, which run_bench passes through.
-std::string bench_arg(int argc, char** argv, const char* name, const std::string& fallback);
 
 // Runs `infllm bench <args>`.
 int run_bench(const std::vector<std::string>& args, int argc, char** argv);

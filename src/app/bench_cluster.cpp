@@ -184,10 +184,10 @@ int capacity(int, char**, const infllm::app::BenchOptions& o) {
   return footer(e);
 }
 
-int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
+int mixed(int, char**, const infllm::app::BenchOptions& o) {
   Env e = make_env("mixed");
   // --model PATH: a real model instead of a generated one (its rBlocks size the pools).
-  const std::string given = infllm::app::bench_arg(argc, argv, "--model", "");
+  const std::string& given = o.model;
   const std::string preset = o.full ? "small" : "micro";
   const std::string model = given.empty() ? make_model(e, preset) : given;
   const double block_bytes =
@@ -195,11 +195,10 @@ int mixed(int argc, char** argv, const infllm::app::BenchOptions& o) {
           ? block_bytes_of(preset)
           : block_bytes_of(
                 infllm::model::load_model(given, infllm::model::LoadOptions{false}).config);
-  const int ranks = std::stoi(infllm::app::bench_arg(argc, argv, "--ranks", "4"));
-  const std::string fill = infllm::app::bench_arg(argc, argv, "--fill-waits", "on");
-  const std::string admission = infllm::app::bench_arg(argc, argv, "--admission", "reserve");
-  const std::string remote = infllm::app::bench_arg(argc, argv, "--remote-attention", "auto");
-  if (ranks < 2 || ranks > 64) throw infllm::UsageError("ranks", "must be 2..64");
+  const int ranks = o.ranks;  // 2..64, checked by parse_bench
+  const std::string fill = o.fill_waits ? "on" : "off";
+  const std::string admission = o.admission_reserve ? "reserve" : "optimistic";
+  const std::string remote = infllm::remote_attention_name(o.remote_attention);
   // Long documents that each take 60-95% of one pool (long prompts, short answers: the
   // long-document summarization case) among many short chat-sized requests.
   const int slots = 64;

@@ -73,18 +73,15 @@ struct Bench {
   std::vector<std::int32_t> tokens = std::vector<std::int32_t>(512, 42);
 };
 
-int run(int argc, char** argv, const infllm::app::BenchOptions& options) {
-  const std::string home = std::getenv("HOME") ? std::getenv("HOME") : "/root";
-  const std::string path = infllm::app::bench_arg(
-      argc, argv, "--model", home + "/.cache/infllm/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options) {
+  const std::string path = options.model.empty() ? model::smollm2_gguf_path() : options.model;
   if (!std::filesystem::exists(path)) {
     std::fprintf(stderr,
                  "bench forward: no model at %s (run scripts/fetch_model.sh or pass --model)\n",
                  path.c_str());
     return 2;
   }
-  const int threads = std::stoi(infllm::app::bench_arg(
-      argc, argv, "--threads", std::to_string(infllm::cpu::available_cores())));
+  const int threads = options.threads > 0 ? options.threads : infllm::cpu::available_cores();
   infllm::cpu::set_threads(threads);
   const model::LoadedModel m = model::load_model(path);
   const auto& c = m.config;

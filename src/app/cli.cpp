@@ -85,16 +85,25 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
 }
 
 KvPolicy parse_kv_policy(const std::string& v) {
-  if (v == "pooled") return KvPolicy::kPooled;
-  if (v == "local") return KvPolicy::kLocal;
+  for (KvPolicy p : {KvPolicy::kPooled, KvPolicy::kLocal}) {
+    if (v == kv_policy_name(p)) return p;
+  }
   throw UsageError("kv-policy", "'" + v + "' is not one of pooled, local");
 }
 
 RemoteAttention parse_remote_attention(const std::string& v) {
-  if (v == "push-query") return RemoteAttention::kPushQuery;
-  if (v == "pull-kv") return RemoteAttention::kPullKv;
-  if (v == "auto") return RemoteAttention::kAuto;
+  for (RemoteAttention m :
+       {RemoteAttention::kPushQuery, RemoteAttention::kPullKv, RemoteAttention::kAuto}) {
+    if (v == remote_attention_name(m)) return m;
+  }
   throw UsageError("remote-attention", "'" + v + "' is not one of push-query, pull-kv, auto");
+}
+
+bool parse_admission(const std::string& v) {
+  if (v != "reserve" && v != "optimistic") {
+    throw UsageError("admission", "'" + v + "' is not one of reserve, optimistic");
+  }
+  return v == "reserve";
 }
 
 bool parse_on_off(const char* name, const std::string& v) {
@@ -165,10 +174,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   c.remote_attention = parse_remote_attention(remote);
   c.dgfm = parse_on_off("dgfm", dgfm);
   c.fill_waits = parse_on_off("fill-waits", fill_waits);
-  if (admission != "reserve" && admission != "optimistic") {
-    throw UsageError("admission", "'" + admission + "' is not one of reserve, optimistic");
-  }
-  c.admission_reserve = admission == "reserve";
+  c.admission_reserve = parse_admission(admission);
   require_range("max-new-tokens", c.max_new_tokens, 0, 1 << 24);
   require_range("min-new-tokens", c.min_new_tokens, 0, c.max_new_tokens);
   require_range("temperature", c.temperature, 0.0, 100.0);
@@ -216,6 +222,39 @@ Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args) {
   return out;
 }
 
+Parsed<BenchConfig> parse_bench(const std::vector<std::string>& args) {
+  Parsed<BenchConfig> out;
+  BenchConfig& c = out.config;
+  std::string fill_waits = "on", admission = "reserve", remote = "auto";
+  po::options_description desc("bench");
+  // clang-format off
+  desc.add_options()
+      ("help,h", "show this help")
+      ("name", po::value(&c.name), "benchmark name")
+      ("full", po::bool_switch(&c.full), "the sizes docs/benchmarks.md records (slow)")
+      ("model", po::value(&c.model)->default_value(""), "model for `forward` (default: the cached SmolLM2) and `mixed` (default: generated)")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "threads for `forward` (0 = every core this process may run on)")
+      ("ranks", po::value(&c.ranks)->default_value(c.ranks), "ranks of both runs of `mixed`, 2..64")
+      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "--fill-waits of the pooled run of `mixed`: on | off")
+      ("admission", po::value(&admission)->default_value(admission), "--admission of the pooled run of `mixed`: reserve | optimistic")
+      ("remote-attention", po::value(&remote)->default_value(remote), "--remote-attention of both runs of `mixed`: push-query | pull-kv | auto");
+  // clang-format on
+  po::positional_options_description positional;
+  positional.add("name", 1);
+  const auto vm = parse(args, desc, &positional);
+  if (vm.count("help")) {
+    out.help = help_text("infllm bench NAME [--full] [options]", desc);
+    return out;
+  }
+  if (c.name.empty()) throw UsageError("name", "which benchmark? (infllm bench --help lists them)");
+  c.fill_waits = parse_on_off("fill-waits", fill_waits);
+  c.admission_reserve = parse_admission(admission);
+  c.remote_attention = parse_remote_attention(remote);
+  require_range("threads", c.threads, 0, 4096);
+  require_range("ranks", c.ranks, 2, 64);
+  return out;
+}
+
 Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args) {
   Parsed<InspectConfig> out;
   po::options_description desc("inspect");
@@ -239,21 +278,8 @@ std::optional<std::string> parse_help_only(const std::string& subcommand,
   po::positional_options_description positional;
   std::string usage = "infllm " + subcommand;
   desc.add_options()("help,h", "show this help");
-  if (subcommand == "bench") {
-    // clang-format off
-    desc.add_options()
-        ("name", po::value<std::string>(), "benchmark name")
-        ("full", po::bool_switch(), "the sizes docs/benchmarks.md records (slow)")
-        ("model", po::value<std::string>(), "model for `forward` (default: the cached SmolLM2) and `mixed` (default: generated)")
-        ("threads", po::value<int>(), "threads per rank for `forward` (default: all cores)")
-        ("ranks", po::value<int>(), "ranks for `mixed` (default: 4)")
-        ("fill-waits", po::value<std::string>(), "--fill-waits of the pooled run of `mixed` (default: on)")
-        ("admission", po::value<std::string>(), "--admission of the pooled run of `mixed` (default: reserve)")
-        ("remote-attention", po::value<std::string>(), "--remote-attention of both runs of `mixed` (default: auto)");
-    // clang-format on
-    positional.add("name", 1);
-    usage += " NAME [--full]";
-  } else if (subcommand == "simulate") {
+  if (subcommand == "bench") return parse_bench(args).help;
+  if (subcommand == "simulate") {
     // clang-format off
     desc.add_options()
         ("instances", po::value<int>(), "simulated instances")

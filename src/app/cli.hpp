@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/kv_policy.hpp"
+
 namespace infllm::app {
 
 // The subcommands of docs/design.md, in --help order.
@@ -19,9 +21,6 @@ const std::vector<SubcommandInfo>& subcommands();
 
 // Top-level usage text (`infllm --help`).
 std::string top_level_help();
-
-enum class KvPolicy { kPooled, kLocal };
-enum class RemoteAttention { kPushQuery, kPullKv, kAuto };
 
 struct GenerateConfig {
   std::string model;
@@ -86,6 +85,22 @@ struct InspectConfig {
   std::string path;
 };
 Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args);
+
+// `infllm bench NAME`: the benchmarks of docs/benchmarks.md (app/bench.hpp). The options are
+// the benchmarks' own; each benchmark reads those it uses and says which in --help.
+struct BenchConfig {
+  std::string name;
+  bool full = false;   // the sizes docs/benchmarks.md records
+  std::string model;   // "" = the benchmark's default model
+  int threads = 0;     // `forward`: threads (0 = every core this process may run on)
+  int ranks = 4;       // `mixed`: ranks of both runs
+  bool fill_waits = true;         // `mixed`: --fill-waits of the pooled run
+  bool admission_reserve = true;  // `mixed`: --admission of the pooled run
+  RemoteAttention remote_attention = RemoteAttention::kAuto;  // `mixed`: both runs
+};
+// Throws UsageError naming the option on any problem; an unknown benchmark name is the
+// caller's to refuse (the registry lives with the benchmarks).
+Parsed<BenchConfig> parse_bench(const std::vector<std::string>& args);
 
 // Subcommands whose engine is not built yet still parse --help; this returns their help text,
 // or nullopt when --help was not asked for. Throws UsageError on unknown options.

@@ -38,6 +38,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "app/cli.hpp"
@@ -243,7 +244,7 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
       {"version", INFLLM_VERSION},
       {"block_tokens", cfg.block_tokens},
       {"kv_pool_mb", st.pool_mb},
-      {"kv_policy", cfg.kv_policy == KvPolicy::kLocal ? "local" : "pooled"},
+      {"kv_policy", kv_policy_name(cfg.kv_policy)},
       {"temperature", cfg.temperature},
       {"seed", cfg.seed},
       {"fingerprint", fingerprint}};
@@ -260,44 +261,29 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
   }
 }
 
-json bytes_json(const dist::StepStats& t) {
-  return {{"push", t.push_bytes},
-          {"pull", t.pull_bytes},
-          {"query", t.query_bytes},
-          {"partial", t.partial_bytes},
-          {"dgfm", t.dgfm_bytes}};
+// The bytes moved by kind: StepStats' `*_bytes` fields, named by what precedes the suffix.
+json bytes_json(const StepStats& t) {
+  json out = json::object();
+  for_each_field(t, [&](std::string_view name, const auto& v) {
+    constexpr std::string_view kSuffix = "_bytes";
+    if (name.ends_with(kSuffix)) out[std::string(name.substr(0, name.size() - kSuffix.size()))] = v;
+  });
+  return out;
 }
 
 // /steps and /ledger of an HDF5 output.
 io::RunTables run_tables(const dist::EngineSummary& sum) {
   io::RunTables t;
-  const auto column = [&](const char* name, auto get) {
-    std::vector<double> v;
-    v.reserve(sum.per_step.size());
-    for (const auto& cs : sum.per_step) v.push_back(static_cast<double>(get(cs)));
-    t.steps.emplace_back(name, std::move(v));
-  };
-  column("step", [](const auto& c) { return c.step; });
-  column("prefill_tokens", [](const auto& c) { return c.sum.prefill_tokens; });
-  column("decode_tokens", [](const auto& c) { return c.sum.decode_tokens; });
-  column("batch", [](const auto& c) { return c.sum.batch; });
-  column("local_blocks", [](const auto& c) { return c.sum.local_blocks; });
-  column("remote_blocks", [](const auto& c) { return c.sum.remote_blocks; });
-  column("push_bytes", [](const auto& c) { return c.sum.push_bytes; });
-  column("pull_bytes", [](const auto& c) { return c.sum.pull_bytes; });
-  column("query_bytes", [](const auto& c) { return c.sum.query_bytes; });
-  column("partial_bytes", [](const auto& c) { return c.sum.partial_bytes; });
-  column("dgfm_bytes", [](const auto& c) { return c.sum.dgfm_bytes; });
-  column("ledger_blocks", [](const auto& c) { return c.ledger_blocks; });
-  column("loans_total", [](const auto& c) { return c.loans_total; });
-  column("dgfm_moves", [](const auto& c) { return c.dgfm_moves; });
-  column("pool_used", [](const auto& c) { return c.sum.pool_used; });
-  column("running", [](const auto& c) { return c.running; });
-  column("queued", [](const auto& c) { return c.queued; });
-  column("compute_s", [](const auto& c) { return c.sum.compute_s; });
-  column("wait_s", [](const auto& c) { return c.sum.wait_s; });
-  column("comm_s", [](const auto& c) { return c.sum.comm_s; });
-  column("wall_s", [](const auto& c) { return c.wall_s; });
+  // The columns exist even for a run of no step.
+  dist::for_each_column(dist::ClusterStep{}, [&](const char* name, const auto&) {
+    t.steps.emplace_back(name, std::vector<double>{});
+  });
+  for (const auto& cs : sum.per_step) {
+    std::size_t k = 0;
+    dist::for_each_column(cs, [&](const char*, const auto& v) {
+      t.steps[k++].second.push_back(static_cast<double>(v));
+    });
+  }
   const char* names[4] = {"step", "debtor", "creditor", "blocks"};
   for (int k = 0; k < 4; ++k) {
     std::vector<std::int64_t> v;
@@ -351,7 +337,7 @@ int run_generate(const GenerateConfig& cfg) {
               << m.config.hidden_size << " hidden); " << ranks << " rank" << (ranks > 1 ? "s" : "")
               << " (" << mpi.node_size() << " on this node, sharing "
               << st.weights->bytes() / 1048576 << " MiB of weights), kv-policy "
-              << (cfg.kv_policy == KvPolicy::kLocal ? "local" : "pooled") << "; pool " << st.slots
+               << kv_policy_name(cfg.kv_policy) << "; pool " << st.slots
               << " rBlocks of " << st.block_bytes << " bytes per rank; " << cpu::threads()
               << " threads per rank"
               << (ranks > 1 && cfg.kv_policy == KvPolicy::kPooled
@@ -381,10 +367,7 @@ int run_generate(const GenerateConfig& cfg) {
     // NOTE: one rank has nothing to pool: it runs the single-instance engine (the same as local).
     options.policy = cfg.kv_policy == KvPolicy::kLocal || ranks == 1 ? infllm::KvPolicy::kLocal
                                                                      : infllm::KvPolicy::kPooled;
-    options.remote = cfg.remote_attention == RemoteAttention::kPullKv ? dist::RemoteMode::kPullKv
-                     : cfg.remote_attention == RemoteAttention::kPushQuery
-                         ? dist::RemoteMode::kPushQuery
-                         : dist::RemoteMode::kAuto;
+    options.remote = cfg.remote_attention;
     options.dgfm = cfg.dgfm;
     options.fill_waits = cfg.fill_waits;
     options.reserve_growth = cfg.admission_reserve;
@@ -454,26 +437,10 @@ int run_generate(const GenerateConfig& cfg) {
     if (!cfg.metrics.empty()) {
       json steps = json::array();
       for (const auto& cs : sum.per_step) {
-        steps.push_back({{"step", cs.step},
-                         {"prefill_tokens", cs.sum.prefill_tokens},
-                         {"decode_tokens", cs.sum.decode_tokens},
-                         {"batch", cs.sum.batch},
-                         {"local_blocks", cs.sum.local_blocks},
-                         {"remote_blocks", cs.sum.remote_blocks},
-                         {"bytes", bytes_json(cs.sum)},
-                         {"ledger_blocks", cs.ledger_blocks},
-                         {"loans_total", cs.loans_total},
-                         {"dgfm_moves", cs.dgfm_moves},
-                         {"pool_used", cs.sum.pool_used},
-                         {"running", cs.running},
-                         {"queued", cs.queued},
-                         {"compute_s_max", cs.max_compute_s},
-                         {"compute_s", cs.sum.compute_s},
-                         {"wait_s", cs.sum.wait_s},
-                         {"comm_s", cs.sum.comm_s},
-                         {"fill_steps", cs.sum.fill_steps},
-                         {"fill_cuts", cs.sum.fill_cuts},
-                         {"wall_s", cs.wall_s}});
+        json row = json::object();
+        dist::for_each_column(cs, [&](const char* name, const auto& v) { row[name] = v; });
+        row["bytes"] = bytes_json(cs.sum);
+        steps.push_back(std::move(row));
       }
       const json metrics = {
           {"requests", st.documents},
@@ -501,7 +468,7 @@ int run_generate(const GenerateConfig& cfg) {
            {{"compute", sum.totals.compute_s},
             {"wait", sum.totals.wait_s},
             {"comm", sum.totals.comm_s}}},
-          {"kv_policy", options.policy == infllm::KvPolicy::kLocal ? "local" : "pooled"},
+          {"kv_policy", kv_policy_name(options.policy)},
           {"wall_s", seconds},
           {"ranks", ranks},
           {"per_step", std::move(steps)}};

@@ -9,6 +9,22 @@
 
 namespace infllm {
 
+const char* kv_policy_name(KvPolicy policy) {
+  return policy == KvPolicy::kLocal ? "local" : "pooled";
+}
+
+const char* remote_attention_name(RemoteAttention mode) {
+  switch (mode) {
+    case RemoteAttention::kPushQuery:
+      return "push-query";
+    case RemoteAttention::kPullKv:
+      return "pull-kv";
+    case RemoteAttention::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
 std::optional<RankId> choose_instance(const std::vector<InstanceLoad>& loads,
                                       std::int32_t first_blocks, std::int32_t total_blocks) {
   const InstanceLoad* best = nullptr;

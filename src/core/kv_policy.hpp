@@ -23,7 +23,17 @@
 
 namespace infllm {
 
+// Where a request's KV may live: only in its home's pool (a fleet of independent instances, the
+// baseline) or in every instance's pool (DistKV). `--kv-policy local|pooled`.
 enum class KvPolicy : std::uint8_t { kLocal, kPooled };
+const char* kv_policy_name(KvPolicy policy);  // "local" | "pooled"
+
+// How a home attends over the blocks a creditor holds for one of its requests: send the
+// queries there and merge the partial states that come back (macro-attention), fetch the blocks
+// and attend at home, or choose per (request, creditor) by bytes moved at the boundary.
+// `--remote-attention push-query|pull-kv|auto`.
+enum class RemoteAttention : std::uint8_t { kPushQuery, kPullKv, kAuto };
+const char* remote_attention_name(RemoteAttention mode);  // "push-query" | "pull-kv" | "auto"
 
 struct InstanceLoad {
   RankId rank;

@@ -38,26 +38,6 @@ model::GenResult ended(const model::GenRequest& r, model::GenStatus status, std:
   return g;
 }
 
-void add(StepStats& a, const StepStats& b) {
-  a.prefill_tokens += b.prefill_tokens;
-  a.decode_tokens += b.decode_tokens;
-  a.batch += b.batch;
-  a.local_blocks += b.local_blocks;
-  a.remote_blocks += b.remote_blocks;
-  a.push_bytes += b.push_bytes;
-  a.pull_bytes += b.pull_bytes;
-  a.query_bytes += b.query_bytes;
-  a.partial_bytes += b.partial_bytes;
-  a.dgfm_bytes += b.dgfm_bytes;
-  a.pool_used += b.pool_used;
-  a.pool_slots += b.pool_slots;
-  a.compute_s += b.compute_s;
-  a.wait_s += b.wait_s;
-  a.comm_s += b.comm_s;
-  a.fill_steps += b.fill_steps;
-  a.fill_cuts += b.fill_cuts;
-}
-
 // One request this rank is home to.
 struct Seq {
   const model::GenRequest* req = nullptr;
@@ -526,8 +506,8 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
       }
       q.remote_max = std::max<std::int64_t>(q.remote_max, table.remote_blocks());
       for (auto& [c, blocks] : remote) {
-        bool pull = options_.remote == RemoteMode::kPullKv;
-        if (options_.remote == RemoteMode::kAuto) {
+        bool pull = options_.remote == RemoteAttention::kPullKv;
+        if (options_.remote == RemoteAttention::kAuto) {
           pull =
               static_cast<std::int64_t>(blocks.size() * block_bytes) < g.tokens * push_cost_per_row;
         }

@@ -34,8 +34,6 @@
 
 namespace infllm::dist {
 
-enum class RemoteMode { kPushQuery, kPullKv, kAuto };
-
 struct EngineOptions {
   int block_tokens = 16;
   std::int32_t pool_slots = 0;  // rBlocks per rank
@@ -44,7 +42,7 @@ struct EngineOptions {
   int max_num_seqs = 16;
   double max_lend_fraction = 0.5;
   KvPolicy policy = KvPolicy::kPooled;
-  RemoteMode remote = RemoteMode::kAuto;
+  RemoteAttention remote = RemoteAttention::kAuto;
   bool dgfm = true;
   std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
   std::vector<std::int32_t> eos_ids;
@@ -65,6 +63,22 @@ struct ClusterStep {
   std::int64_t running = 0, queued = 0;
   double wall_s = 0;  // since the start
 };
+
+// f(name, value) for every per-step column, in the order of `--metrics`' per_step rows and of
+// an HDF5 output's /steps group: the step, the StepStats summed over ranks, then the cluster's
+// own counts.
+template <typename F>
+void for_each_column(const ClusterStep& cs, F&& f) {
+  f("step", cs.step);
+  for_each_field(cs.sum, f);
+  f("compute_s_max", cs.max_compute_s);
+  f("ledger_blocks", cs.ledger_blocks);
+  f("loans_total", cs.loans_total);
+  f("dgfm_moves", cs.dgfm_moves);
+  f("running", cs.running);
+  f("queued", cs.queued);
+  f("wall_s", cs.wall_s);
+}
 
 struct EngineSummary {
   std::int64_t steps = 0;

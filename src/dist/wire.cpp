@@ -2,6 +2,7 @@
 #include "dist/wire.hpp"
 
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 namespace infllm::dist {
 
@@ -72,31 +73,16 @@ std::vector<T> vector_of(const json& j, F f) {
   return v;
 }
 
+// By position, in core/step_stats.hpp's order: both sides are the same build.
 json stats_json(const StepStats& s) {
-  return json::array({s.prefill_tokens, s.decode_tokens, s.batch, s.local_blocks, s.remote_blocks,
-                      s.push_bytes, s.pull_bytes, s.query_bytes, s.partial_bytes, s.dgfm_bytes,
-                      s.pool_used, s.pool_slots, s.compute_s, s.wait_s, s.comm_s, s.fill_steps,
-                      s.fill_cuts});
+  json a = json::array();
+  for_each_field(s, [&](const char*, const auto& v) { a.push_back(v); });
+  return a;
 }
 StepStats stats_from(const json& j) {
   StepStats s;
-  s.prefill_tokens = j.at(0).get<std::int64_t>();
-  s.decode_tokens = j.at(1).get<std::int64_t>();
-  s.batch = j.at(2).get<std::int32_t>();
-  s.local_blocks = j.at(3).get<std::int64_t>();
-  s.remote_blocks = j.at(4).get<std::int64_t>();
-  s.push_bytes = j.at(5).get<std::int64_t>();
-  s.pull_bytes = j.at(6).get<std::int64_t>();
-  s.query_bytes = j.at(7).get<std::int64_t>();
-  s.partial_bytes = j.at(8).get<std::int64_t>();
-  s.dgfm_bytes = j.at(9).get<std::int64_t>();
-  s.pool_used = j.at(10).get<std::int32_t>();
-  s.pool_slots = j.at(11).get<std::int32_t>();
-  s.compute_s = j.at(12).get<double>();
-  s.wait_s = j.at(13).get<double>();
-  s.comm_s = j.at(14).get<double>();
-  s.fill_steps = j.at(15).get<std::int32_t>();
-  s.fill_cuts = j.at(16).get<std::int32_t>();
+  std::size_t i = 0;
+  for_each_field(s, [&](const char*, auto& v) { v = j.at(i++).get<std::decay_t<decltype(v)>>(); });
   return s;
 }
 

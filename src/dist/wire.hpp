@@ -9,30 +9,10 @@
 #include <vector>
 
 #include "core/kv_messages.hpp"
+#include "core/step_stats.hpp"
 #include "io/results.hpp"
 
 namespace infllm::dist {
-
-// What one rank measured in the step it just ran (rank 0 sums them per step).
-struct StepStats {
-  std::int64_t prefill_tokens = 0;
-  std::int64_t decode_tokens = 0;
-  std::int32_t batch = 0;          // sequences in the batch
-  std::int64_t local_blocks = 0;   // blocks its batch read at home
-  std::int64_t remote_blocks = 0;  // blocks its batch read on creditors (or pulled)
-  std::int64_t push_bytes = 0;     // KV pushed to creditors (MPI_Put)
-  std::int64_t pull_bytes = 0;     // KV fetched for pull-KV (MPI_Get)
-  std::int64_t query_bytes = 0;    // queries sent (push-query)
-  std::int64_t partial_bytes = 0;  // partial states sent back (as a creditor)
-  std::int64_t dgfm_bytes = 0;     // DGFM block moves it carried out
-  std::int32_t pool_used = 0;      // slots in use at the end of the step
-  std::int32_t pool_slots = 0;
-  double compute_s = 0;         // the forward pass minus the waits inside it
-  double wait_s = 0;            // blocked on queries and partial states of others
-  double comm_s = 0;            // the boundary exchange, plan exchange and RMA of the step
-  std::int32_t fill_steps = 0;  // extra all-local steps run while slower ranks finished theirs
-  std::int32_t fill_cuts = 0;   // fill steps discarded part-way because the last rank arrived
-};
 
 struct ReportPacket {
   StepReport report;

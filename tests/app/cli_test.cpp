@@ -92,6 +92,50 @@ TEST(ParseGenerate, ConfigFileSuppliesOptions) {
   EXPECT_EQ(rejected_option({"--config", "/nonexistent.cfg"}), "config");
 }
 
+// The option a UsageError from parse_bench names, or "" when parsing succeeded.
+std::string bench_rejects(const std::vector<std::string>& args) {
+  try {
+    parse_bench(args);
+  } catch (const UsageError& e) {
+    return e.option();
+  }
+  return "";
+}
+
+TEST(ParseBench, DefaultsAndBothOptionForms) {
+  const BenchConfig d = parse_bench({"mixed"}).config;
+  EXPECT_EQ(d.name, "mixed");
+  EXPECT_FALSE(d.full);
+  EXPECT_EQ(d.ranks, 4);
+  EXPECT_TRUE(d.fill_waits);
+  EXPECT_TRUE(d.admission_reserve);
+  EXPECT_EQ(d.remote_attention, RemoteAttention::kAuto);
+  EXPECT_EQ(d.model, "");
+  const BenchConfig c =
+      parse_bench({"mixed", "--ranks=8", "--fill-waits", "off", "--admission=optimistic",
+                   "--remote-attention", "pull-kv", "--model=/m", "--full"})
+          .config;
+  EXPECT_EQ(c.ranks, 8);
+  EXPECT_FALSE(c.fill_waits);
+  EXPECT_FALSE(c.admission_reserve);
+  EXPECT_EQ(c.remote_attention, RemoteAttention::kPullKv);
+  EXPECT_EQ(c.model, "/m");
+  EXPECT_TRUE(c.full);
+}
+
+TEST(ParseBench, BadValuesNameTheirOption) {
+  EXPECT_EQ(bench_rejects({"mixed", "--ranks=1"}), "ranks");
+  EXPECT_EQ(bench_rejects({"mixed", "--ranks", "1"}), "ranks");
+  EXPECT_EQ(bench_rejects({"mixed", "--ranks=65"}), "ranks");
+  EXPECT_EQ(bench_rejects({"mixed", "--ranks=four"}), "ranks");
+  EXPECT_EQ(bench_rejects({"forward", "--threads=-1"}), "threads");
+  EXPECT_EQ(bench_rejects({"mixed", "--fill-waits=maybe"}), "fill-waits");
+  EXPECT_EQ(bench_rejects({"mixed", "--admission", "eager"}), "admission");
+  EXPECT_EQ(bench_rejects({"mixed", "--remote-attention=both"}), "remote-attention");
+  EXPECT_EQ(bench_rejects({"mixed", "--frobnicate"}), "frobnicate");
+  EXPECT_EQ(bench_rejects({"--full"}), "name");
+}
+
 TEST(ParseHelpOnly, EverySubcommandHasHelp) {
   for (const auto& c : subcommands()) {
     if (std::string(c.name) == "generate") continue;
@@ -114,6 +158,14 @@ TEST(InfllmExecutable, BadOptionExitsTwoNamingIt) {
       run_infllm("generate --model m --input i.jsonl --output o.jsonl --top-k -1");
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("--top-k"), std::string::npos) << out;
+}
+
+TEST(InfllmExecutable, BenchRanksIsCheckedInBothForms) {
+  for (const char* args : {"bench mixed --ranks=1", "bench mixed --ranks 1"}) {
+    const auto [code, out] = run_infllm(args);
+    EXPECT_EQ(code, 2) << args;
+    EXPECT_NE(out.find("--ranks"), std::string::npos) << args << ": " << out;
+  }
 }
 
 TEST(InfllmExecutable, UnknownCommandExitsTwo) {

