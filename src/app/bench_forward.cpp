@@ -67,7 +67,7 @@ struct Bench {
     return now_s() - t0;
   }
   model::Forward& fwd;
-  model::KvStore store;
+  infllm::KvStore store;
   std::unique_ptr<infllm::cpu::PoolMemory> bytes;  // as the generator's pool: 2 MiB pages
   std::vector<std::vector<SlotId>> tables;
   std::vector<std::int32_t> tokens = std::vector<std::int32_t>(512, 42);

@@ -4,20 +4,53 @@
 // (cpu/cpu_backend.hpp) implements it with OpenBLAS and threaded loops, and a CUDA backend
 // implements the same calls with cuBLAS and kernels/. Buffers are row-major f32; a "row" is one
 // token. Weights follow Hugging Face's linear layout W (out_features, in_features).
+//
+// Device-neutral: the KV pool, block and attention types are backend/attention_types.hpp's, and
+// the backend makes the memory its KV pool lives in (allocate_kv, or prepare_kv for memory an
+// RMA window owns). Nothing outside backend/ includes cpu/ or cuda/.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
-#include "backend/cpu/attention.hpp"
+#include "backend/attention_types.hpp"
 
 namespace infllm {
+
+// Memory for one KV pool, made by a backend and freed with it.
+class KvMemory {
+ public:
+  virtual ~KvMemory() = default;
+  virtual std::byte* data() = 0;
+  virtual std::size_t bytes() const = 0;
+};
+
+// Where one row (token) of new K and V goes: its block's slot and its index within the block.
+struct KvRowDest {
+  SlotId slot;
+  std::int32_t token = 0;
+};
 
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+
+  // True when the memory this backend computes on (the KV pool, the attention's inputs and
+  // outputs) is host memory that MPI and the CPU may read and write directly. A device backend
+  // says false, and its callers stage through host copies where MPI cannot take its pointers.
+  virtual bool host_memory() const = 0;
+  // A KV pool of `bytes`, uninitialized, laid out as the backend reads it fastest.
+  virtual std::unique_ptr<KvMemory> allocate_kv(std::size_t bytes) = 0;
+  // Memory another owner allocated (an RMA window) is about to hold a KV pool: advice before
+  // its first touch (the CPU backend asks for 2 MiB pages). Nothing by default.
+  virtual void prepare_kv(std::byte* base, std::size_t bytes) { (void)base, (void)bytes; }
+  // Stores rows of K and V, each (rows.size(), kv_heads * head_dim) f32, into their blocks of
+  // `pool` for `layer`, converted to the pool's dtype. The caller checked every destination.
+  virtual void store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows,
+                        const float* k, const float* v) = 0;
 
   // y (m, n) = x (m, k) . W^T with W (n, k); accumulate adds into y instead of overwriting.
   virtual void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
@@ -42,10 +75,16 @@ class Backend {
   virtual void silu_mul(float* gate, const float* up, std::size_t n) = 0;
   // y (rows, n) += bias (n) per row.
   virtual void add_bias(float* y, const float* bias, std::size_t rows, std::size_t n) = 0;
-  // Micro-attention over rBlocks (see backend/cpu/attention.hpp).
-  virtual void attention(const cpu::KvPool& pool, const cpu::MaParams& params,
-                         std::span<const cpu::MaQuery> queries,
-                         std::span<const cpu::MaOutput> outputs) = 0;
+  // Micro-attention over rBlocks: outputs[i] receives queries[i]'s partial state (or, with
+  // MaResult::kNormalized, its final output). The causal mask is by absolute position.
+  virtual void attention(const KvPool& pool, const MaParams& params,
+                         std::span<const MaQuery> queries, std::span<const MaOutput> outputs) = 0;
+  // acc <- merge(acc, part), row by row (rows = n_tokens * q_heads); acc must not alias part.
+  virtual void merge_partials_into(const MaOutput& acc, const PartialsView& part,
+                                   std::int64_t rows, int head_dim) = 0;
+  // out (rows, head_dim) <- o / l; rows that saw no key get 0. out may alias states.o.
+  virtual void normalize_partials(const PartialsView& states, std::int64_t rows, int head_dim,
+                                  float* out) = 0;
 };
 
 }  // namespace infllm

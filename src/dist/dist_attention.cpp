@@ -20,22 +20,31 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-cpu::MaParams partial_params(int layer, int q_heads, int head_dim) {
-  cpu::MaParams p;
+MaParams partial_params(int layer, int q_heads, int head_dim) {
+  MaParams p;
   p.layer = layer;
   p.q_heads = q_heads;
   p.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  p.result = cpu::MaResult::kPartial;
+  p.result = MaResult::kPartial;
   return p;
 }
 
 }  // namespace
 
-DistAttention::DistAttention(MPI_Comm comm, const cpu::KvPool& pool, int q_heads)
-    : comm_(comm), pool_(pool), q_heads_(q_heads), head_dim_(pool.geometry.head_dim) {}
+DistAttention::DistAttention(MPI_Comm comm, Backend& backend, const KvPool& pool, int q_heads)
+    : comm_(comm),
+      backend_(backend),
+      pool_(pool),
+      q_heads_(q_heads),
+      head_dim_(pool.geometry.head_dim) {
+  if (!backend.host_memory()) {
+    throw InternalError(std::string("DistAttention: the ") + backend.name() +
+                        " backend's memory is not host memory, and staging it is not built");
+  }
+}
 
 void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
-                         std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled,
+                         std::vector<std::int64_t> first_pos, const KvPool* pulled,
                          bool exchange) {
   seqs_ = std::move(seqs);
   tokens_ = std::move(tokens);
@@ -77,7 +86,7 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
       h.push_back(tokens_[s]);
       h.push_back(first_pos_[s]);
       h.push_back(static_cast<std::int64_t>(part.blocks.size()));
-      for (const cpu::KvBlock& b : part.blocks) {
+      for (const KvBlock& b : part.blocks) {
         h.push_back(b.slot.value());
         h.push_back(b.first_pos);
         h.push_back(b.tokens);
@@ -128,7 +137,7 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
         const auto slot = static_cast<std::int32_t>(h.at(i++));
         const auto first = h.at(i++);
         const auto toks = static_cast<std::int32_t>(h.at(i++));
-        q.blocks.push_back(cpu::KvBlock{SlotId{slot}, first, toks});
+        q.blocks.push_back(KvBlock{SlotId{slot}, first, toks});
       }
       p.rows += q.tokens * q_heads_;
       p.in.push_back(std::move(q));
@@ -137,9 +146,9 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
   }
 }
 
-void DistAttention::attend(Backend& backend, const model::KvStore& store, int layer_index,
+void DistAttention::attend(Backend& backend, const KvStore& store, int layer_index,
                            int q_heads, std::span<const model::StepSequence> batch,
-                           std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                           std::span<const std::vector<KvBlock>> blocks, const float* q,
                            float* out) {
   if (!remote_ && in_.empty()) {
     // Everything this step is at home: the plain local attention over this rank's plan.
@@ -159,16 +168,16 @@ void DistAttention::serve_one(Peer& d, int layer_index, std::vector<MPI_Request>
   float* o = d.send.data();
   float* m = o + rows * hd;
   float* l = m + rows;
-  std::vector<cpu::MaQuery> queries;
-  std::vector<cpu::MaOutput> outputs;
+  std::vector<MaQuery> queries;
+  std::vector<MaOutput> outputs;
   std::int64_t r = 0;  // query-head rows so far
   for (const InSeq& s : d.in) {
     queries.push_back(
-        cpu::MaQuery{d.recv.data() + r * hd, static_cast<int>(s.tokens), s.first_pos, s.blocks});
-    outputs.push_back(cpu::MaOutput{o + r * hd, m + r, l + r});
+        MaQuery{d.recv.data() + r * hd, static_cast<int>(s.tokens), s.first_pos, s.blocks});
+    outputs.push_back(MaOutput{o + r * hd, m + r, l + r});
     r += s.tokens * q_heads_;
   }
-  cpu::micro_attention(pool_, partial_params(layer_index, q_heads_, hd), queries, outputs);
+  backend_.attention(pool_, partial_params(layer_index, q_heads_, hd), queries, outputs);
   sends.emplace_back();
   INFLLM_MPI_CHECK(MPI_Isend(d.send.data(), static_cast<int>(d.send.size()), MPI_FLOAT, d.rank,
                              partial_tag(layer_index), comm_, &sends.back()));
@@ -204,20 +213,20 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
   const std::int64_t rows = row0_.back() * q_heads_;
   const auto acc_of = [&](std::size_t s) {
     const std::int64_t r = row0_[s] * q_heads_;
-    return cpu::MaOutput{acc_o_.data() + r * hd, acc_m_.data() + r, acc_l_.data() + r};
+    return MaOutput{acc_o_.data() + r * hd, acc_m_.data() + r, acc_l_.data() + r};
   };
   if (!seqs_.empty()) {
-    const cpu::MaParams params = partial_params(layer_index, q_heads_, hd);
-    std::vector<cpu::MaQuery> queries(seqs_.size());
-    std::vector<cpu::MaOutput> outputs(seqs_.size());
+    const MaParams params = partial_params(layer_index, q_heads_, hd);
+    std::vector<MaQuery> queries(seqs_.size());
+    std::vector<MaOutput> outputs(seqs_.size());
     for (std::size_t s = 0; s < seqs_.size(); ++s) {
-      queries[s] = cpu::MaQuery{q + static_cast<std::size_t>(row0_[s]) * row,
+      queries[s] = MaQuery{q + static_cast<std::size_t>(row0_[s]) * row,
                                 static_cast<int>(tokens_[s]), first_pos_[s], seqs_[s].local};
       outputs[s] = acc_of(s);
     }
-    cpu::micro_attention(pool_, params, queries, outputs);
+    backend_.attention(pool_, params, queries, outputs);
     if (pulled_ != nullptr) {
-      std::vector<cpu::MaQuery> pq;
+      std::vector<MaQuery> pq;
       std::vector<std::size_t> which;
       for (std::size_t s = 0; s < seqs_.size(); ++s) {
         if (seqs_[s].pulled.empty()) continue;
@@ -226,16 +235,16 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
         which.push_back(s);
       }
       if (!pq.empty()) {
-        std::vector<cpu::MaOutput> pout;
+        std::vector<MaOutput> pout;
         for (std::size_t s : which) {
           const std::int64_t r = row0_[s] * q_heads_;
           pout.push_back(
-              cpu::MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
+              MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
         }
-        cpu::micro_attention(*pulled_, params, pq, pout);
+        backend_.attention(*pulled_, params, pq, pout);
         for (std::size_t i = 0; i < which.size(); ++i) {
           const std::size_t s = which[i];
-          cpu::merge_partials_into(acc_of(s), cpu::PartialsView{pout[i].o, pout[i].m, pout[i].l},
+          backend_.merge_partials_into(acc_of(s), PartialsView{pout[i].o, pout[i].m, pout[i].l},
                                    tokens_[s] * q_heads_, hd);
         }
       }
@@ -266,13 +275,13 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
     std::int64_t r = 0;
     for (const auto& [s, k] : c.seqs) {
       const std::int64_t n = tokens_[static_cast<std::size_t>(s)] * q_heads_;
-      cpu::merge_partials_into(acc_of(static_cast<std::size_t>(s)),
-                               cpu::PartialsView{o + r * hd, m + r, l + r}, n, hd);
+      backend_.merge_partials_into(acc_of(static_cast<std::size_t>(s)),
+                               PartialsView{o + r * hd, m + r, l + r}, n, hd);
       r += n;
     }
   }
   if (out != nullptr && rows > 0) {
-    cpu::normalize_partials(cpu::PartialsView{acc_o_.data(), acc_m_.data(), acc_l_.data()}, rows,
+    backend_.normalize_partials(PartialsView{acc_o_.data(), acc_m_.data(), acc_l_.data()}, rows,
                             hd, out);
   }
   const double t0 = now_s();

@@ -25,19 +25,19 @@
 #include <span>
 #include <vector>
 
-#include "backend/cpu/attention.hpp"
+#include "backend/backend.hpp"
 #include "model/forward.hpp"
 
 namespace infllm::dist {
 
 struct RemotePart {
   RankId creditor;
-  std::vector<cpu::KvBlock> blocks;  // slots on the creditor
+  std::vector<KvBlock> blocks;  // slots on the creditor
 };
 
 struct SeqPlan {
-  std::vector<cpu::KvBlock> local;   // in this rank's pool
-  std::vector<cpu::KvBlock> pulled;  // in the step's pulled-block buffer
+  std::vector<KvBlock> local;   // in this rank's pool
+  std::vector<KvBlock> pulled;  // in the step's pulled-block buffer
   std::vector<RemotePart> pushed;    // attended by their creditors
 };
 
@@ -49,23 +49,25 @@ struct AttentionTraffic {
 
 class DistAttention final : public model::Attention {
  public:
-  // `comm`: a communicator for this traffic alone. `pool`: this rank's pool (the RMA window's
-  // memory), which creditors read for the queries they serve.
-  DistAttention(MPI_Comm comm, const cpu::KvPool& pool, int q_heads);
+  // `comm`: a communicator for this traffic alone. `backend`: computes every MA, merge and
+  // normalization. `pool`: this rank's pool (the RMA window's memory), which creditors read for
+  // the queries they serve. Throws InternalError for a backend whose memory is not host memory:
+  // queries and partial states travel through MPI from the buffers the backend writes.
+  DistAttention(MPI_Comm comm, Backend& backend, const KvPool& pool, int q_heads);
 
   // Every rank every step. `seqs[s]` is batch item s's plan; `tokens[s]` and `first_pos[s]`
   // its query rows this step. With `exchange` (the same on every rank) it is collective over
   // comm: ranks learn who sends them queries. Without, no rank may send any (checked).
   void plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
-            std::vector<std::int64_t> first_pos, const cpu::KvPool* pulled, bool exchange = true);
+            std::vector<std::int64_t> first_pos, const KvPool* pulled, bool exchange = true);
   // Whether any rank will send this rank a query this step.
   bool serving() const { return !in_.empty(); }
   // Whether this rank's batch reads anything beyond its own pool.
   bool remote() const { return remote_; }
 
-  void attend(Backend& backend, const model::KvStore& store, int layer, int q_heads,
+  void attend(Backend& backend, const KvStore& store, int layer, int q_heads,
               std::span<const model::StepSequence> batch,
-              std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+              std::span<const std::vector<KvBlock>> blocks, const float* q,
               float* out) override;
   // A layer's exchange for a rank with an empty batch: serve the queries addressed to it.
   void serve_layer(int layer);
@@ -77,7 +79,7 @@ class DistAttention final : public model::Attention {
   struct InSeq {
     std::int64_t tokens = 0;
     std::int64_t first_pos = 0;
-    std::vector<cpu::KvBlock> blocks;
+    std::vector<KvBlock> blocks;
   };
   struct Peer {
     int rank = 0;
@@ -90,8 +92,9 @@ class DistAttention final : public model::Attention {
   void serve_one(Peer& debtor, int layer, std::vector<MPI_Request>& sends);
 
   MPI_Comm comm_;
-  cpu::KvPool pool_;
-  const cpu::KvPool* pulled_ = nullptr;
+  Backend& backend_;
+  KvPool pool_;
+  const KvPool* pulled_ = nullptr;
   int q_heads_;
   int head_dim_;
   std::vector<SeqPlan> seqs_;

@@ -172,9 +172,11 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
   const std::size_t block_bytes = geometry.block_bytes();
   const RankId me{rank_};
 
-  RmaPool pool(comm_, block_bytes, options_.pool_slots);
-  model::KvStore store{pool.local(SlotId{0}).data(), block_bytes, options_.pool_slots, geometry};
-  DistAttention attention(attn_comm_, store.view(), static_cast<int>(mc.num_heads));
+  Backend& backend = forward_.backend();
+  RmaPool pool(comm_, block_bytes, options_.pool_slots,
+               [&](std::byte* base, std::size_t bytes) { backend.prepare_kv(base, bytes); });
+  KvStore store{pool.local(SlotId{0}).data(), block_bytes, options_.pool_slots, geometry};
+  DistAttention attention(attn_comm_, backend, store.view(), static_cast<int>(mc.num_heads));
 
   RManagerConfig rc;
   rc.rank = me;
@@ -278,9 +280,9 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
    public:
     CutAttention(MPI_Request& all_done, int last_layer, bool always)
         : all_done_(all_done), last_layer_(last_layer), always_(always) {}
-    void attend(infllm::Backend& backend, const model::KvStore& store, int layer, int q_heads,
+    void attend(infllm::Backend& backend, const KvStore& store, int layer, int q_heads,
                 std::span<const model::StepSequence> batch,
-                std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                std::span<const std::vector<KvBlock>> blocks, const float* q,
                 float* out) override {
       int done = 0;
       INFLLM_MPI_CHECK(MPI_Test(&all_done_, &done, MPI_STATUS_IGNORE));
@@ -489,7 +491,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
       Seq& q = seqs.at(g.request);
       const BlockTable& table = rm.requests().at(g.request).table;
       const std::int64_t end = g.first_pos + g.tokens;
-      std::map<std::int32_t, std::vector<cpu::KvBlock>> remote;
+      std::map<std::int32_t, std::vector<KvBlock>> remote;
       for (std::int32_t i = 0; i < table.size(); ++i) {
         const BlockEntry& e = table.at(i);
         const std::int64_t first = static_cast<std::int64_t>(i) * bt;
@@ -497,10 +499,10 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
         if (ntok <= 0) break;
         if (e.ref.rank == me) {
           slot_lists[s].push_back(e.ref.slot);
-          plans[s].local.push_back(cpu::KvBlock{e.ref.slot, first, ntok});
+          plans[s].local.push_back(KvBlock{e.ref.slot, first, ntok});
         } else {
           slot_lists[s].push_back(SlotId{0});  // never written: only tails are, at home
-          remote[e.ref.rank.value()].push_back(cpu::KvBlock{e.ref.slot, first, ntok});
+          remote[e.ref.rank.value()].push_back(KvBlock{e.ref.slot, first, ntok});
           q.creditors.insert(e.ref.rank.value());
         }
       }
@@ -513,7 +515,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
         }
         stats.remote_blocks += static_cast<std::int64_t>(blocks.size());
         if (pull) {
-          for (cpu::KvBlock b : blocks) {
+          for (KvBlock b : blocks) {
             pulls.push_back(BlockRef{RankId{c}, b.slot});
             b.slot = SlotId{static_cast<std::int32_t>(pulls.size() - 1)};
             plans[s].pulled.push_back(b);
@@ -532,7 +534,7 @@ EngineSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
       (g.prefill ? stats.prefill_tokens : stats.decode_tokens) += g.tokens;
     }
     std::vector<std::byte> pulled_mem(pulls.size() * block_bytes);
-    const cpu::KvPool pulled{pulled_mem.data(), block_bytes,
+    const KvPool pulled{pulled_mem.data(), block_bytes,
                              static_cast<std::int32_t>(pulls.size()), geometry};
     for (std::size_t k = 0; k < pulls.size(); ++k) {
       pool.get(pulled_mem.data() + k * block_bytes, block_bytes, pulls[k]);

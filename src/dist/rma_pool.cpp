@@ -6,7 +6,6 @@
 #include <exception>
 #include <string>
 
-#include "backend/cpu/pool_memory.hpp"
 #include "core/errors.hpp"
 #include "dist/mpi_check.hpp"
 
@@ -17,7 +16,8 @@ namespace {
 constexpr std::size_t kMaxPiece = std::size_t{1} << 30;
 }  // namespace
 
-RmaPool::RmaPool(MPI_Comm comm, std::size_t slot_bytes, std::int32_t slots)
+RmaPool::RmaPool(MPI_Comm comm, std::size_t slot_bytes, std::int32_t slots,
+                 const std::function<void(std::byte*, std::size_t)>& prepare)
     : comm_(comm), slot_bytes_(slot_bytes), slots_(slots) {
   if (slot_bytes == 0 || slots < 0)
     throw InternalError("RmaPool: empty slot size or negative slots");
@@ -29,10 +29,10 @@ RmaPool::RmaPool(MPI_Comm comm, std::size_t slot_bytes, std::int32_t slots)
   const auto bytes = static_cast<MPI_Aint>(slot_bytes * static_cast<std::size_t>(slots));
   INFLLM_MPI_CHECK(MPI_Win_allocate(bytes, 1, info, comm_, &base_, &win_));
   INFLLM_MPI_CHECK(MPI_Info_free(&info));
-  // 2 MiB pages for the attention's shuffled block reads, where the window's memory allows
-  // (private memory, or shared memory with the kernel's shmem THP setting not `never`: osc/sm
-  // windows are shared memory). Advice only, before the first touch.
-  cpu::advise_huge_pages(base_, static_cast<std::size_t>(bytes));
+  // The backend's advice before the first touch (the CPU's: 2 MiB pages for the attention's
+  // shuffled block reads, where the window's memory allows: private memory, or shared memory
+  // with the kernel's shmem THP setting not `never`; osc/sm windows are shared memory).
+  if (prepare) prepare(base_, static_cast<std::size_t>(bytes));
   INFLLM_MPI_CHECK(MPI_Win_set_errhandler(win_, MPI_ERRORS_RETURN));
   INFLLM_MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_));
 }

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "core/ids.hpp"
@@ -23,7 +24,9 @@ class RmaPool {
  public:
   // Collective over `comm`: every rank allocates `slots` slots of `slot_bytes` each (slots may
   // differ between ranks; slot_bytes may not).
-  RmaPool(MPI_Comm comm, std::size_t slot_bytes, std::int32_t slots);
+  // `prepare`, when given, sees the window's memory before its first touch (Backend::prepare_kv).
+  RmaPool(MPI_Comm comm, std::size_t slot_bytes, std::int32_t slots,
+          const std::function<void(std::byte*, std::size_t)>& prepare = {});
   ~RmaPool();  // collective: unlock_all + MPI_Win_free
   RmaPool(const RmaPool&) = delete;
   RmaPool& operator=(const RmaPool&) = delete;

@@ -7,48 +7,22 @@
 #include <string>
 
 #include "core/errors.hpp"
-#include "core/half.hpp"
 #include "model/rope.hpp"
 
 namespace infllm::model {
 
-namespace {
-
-// Stores n f32 values as the pool's dtype.
-void store_as(KvDtype dtype, const float* src, std::byte* dst, int n) {
-  switch (dtype) {
-    case KvDtype::kF32:
-      std::memcpy(dst, src, sizeof(float) * n);
-      return;
-    case KvDtype::kF16:
-      for (int i = 0; i < n; ++i) {
-        const f16 h = to_f16(src[i]);
-        std::memcpy(dst + 2 * i, &h.bits, 2);
-      }
-      return;
-    case KvDtype::kBF16:
-      for (int i = 0; i < n; ++i) {
-        const bf16 h = to_bf16(src[i]);
-        std::memcpy(dst + 2 * i, &h.bits, 2);
-      }
-      return;
-  }
-}
-
-}  // namespace
-
-std::vector<cpu::KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
+std::vector<KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
                                        int block_tokens) {
   const std::int64_t n = (end + block_tokens - 1) / block_tokens;
   if (n > static_cast<std::int64_t>(block_slots.size())) {
     throw InternalError("blocks_up_to: position " + std::to_string(end - 1) +
                         " is beyond the block table");
   }
-  std::vector<cpu::KvBlock> blocks(static_cast<std::size_t>(n));
+  std::vector<KvBlock> blocks(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t first = i * block_tokens;
     blocks[i] =
-        cpu::KvBlock{block_slots[i], first,
+        KvBlock{block_slots[i], first,
                      static_cast<std::int32_t>(std::min<std::int64_t>(block_tokens, end - first))};
   }
   return blocks;
@@ -56,25 +30,25 @@ std::vector<cpu::KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std:
 
 void Attention::attend(Backend& backend, const KvStore& store, int layer, int q_heads,
                        std::span<const StepSequence> batch,
-                       std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                       std::span<const std::vector<KvBlock>> blocks, const float* q,
                        float* out) {
   const int head_dim = store.geometry.head_dim;
   const std::size_t row = static_cast<std::size_t>(q_heads) * head_dim;
-  std::vector<cpu::MaQuery> queries(batch.size());
-  std::vector<cpu::MaOutput> outputs(batch.size());
+  std::vector<MaQuery> queries(batch.size());
+  std::vector<MaOutput> outputs(batch.size());
   std::size_t r = 0;
   for (std::size_t s = 0; s < batch.size(); ++s) {
     const auto& seq = batch[s];
     const auto n = static_cast<std::int64_t>(seq.tokens.size());
-    queries[s] = cpu::MaQuery{q + r * row, static_cast<int>(n), seq.first_pos, blocks[s]};
-    outputs[s] = cpu::MaOutput{out + r * row, nullptr, nullptr};
+    queries[s] = MaQuery{q + r * row, static_cast<int>(n), seq.first_pos, blocks[s]};
+    outputs[s] = MaOutput{out + r * row, nullptr, nullptr};
     r += static_cast<std::size_t>(n);
   }
-  cpu::MaParams params;
+  MaParams params;
   params.layer = layer;
   params.q_heads = q_heads;
   params.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  params.result = cpu::MaResult::kNormalized;
+  params.result = MaResult::kNormalized;
   backend.attention(store.view(), params, queries, outputs);
 }
 
@@ -102,15 +76,14 @@ BlockGeometry Forward::geometry(int block_tokens, KvDtype dtype) const {
                        dtype};
 }
 
-void Forward::write_kv(std::span<const StepSequence> batch, KvStore& store, int layer,
-                       const float* k, const float* v) const {
-  const BlockGeometry& g = store.geometry;
-  const int kv_heads = g.kv_heads, hd = g.head_dim;
-  std::size_t r = 0;
+std::vector<KvRowDest> Forward::kv_rows(std::span<const StepSequence> batch,
+                                        const KvStore& store) {
+  const int bt = store.geometry.block_tokens;
+  std::vector<KvRowDest> rows;
   for (const auto& seq : batch) {
-    for (std::size_t t = 0; t < seq.tokens.size(); ++t, ++r) {
+    for (std::size_t t = 0; t < seq.tokens.size(); ++t) {
       const std::int64_t pos = seq.first_pos + static_cast<std::int64_t>(t);
-      const std::int64_t block = pos / g.block_tokens;
+      const std::int64_t block = pos / bt;
       if (block >= static_cast<std::int64_t>(seq.block_slots.size())) {
         throw InternalError("Forward: position " + std::to_string(pos) +
                             " has no block in the block table");
@@ -119,15 +92,10 @@ void Forward::write_kv(std::span<const StepSequence> batch, KvStore& store, int 
       if (slot.value() < 0 || slot.value() >= store.slots) {
         throw InternalError("Forward: slot " + std::to_string(slot.value()) + " outside the pool");
       }
-      std::byte* base = store.base + static_cast<std::size_t>(slot.value()) * store.slot_bytes;
-      const std::size_t tok = g.token_offset(static_cast<int>(pos % g.block_tokens));
-      for (int h = 0; h < kv_heads; ++h) {
-        const std::size_t src = (r * kv_heads + h) * hd;
-        store_as(g.dtype, k + src, base + g.k_offset(layer, h) + tok, hd);
-        store_as(g.dtype, v + src, base + g.v_offset(layer, h) + tok, hd);
-      }
+      rows.push_back(KvRowDest{slot, static_cast<std::int32_t>(pos % bt)});
     }
   }
+  return rows;
 }
 
 void Forward::linear(const float* x, const Tensor& w, float* y, std::size_t m, std::size_t n,
@@ -176,8 +144,9 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
       }
     }
   }
+  const std::vector<KvRowDest> kv_dest = kv_rows(batch, store);  // (T)
   // The blocks each request's attention reads: the same in every layer, so built once here.
-  std::vector<std::vector<cpu::KvBlock>> blocks(batch.size());
+  std::vector<std::vector<KvBlock>> blocks(batch.size());
   for (std::size_t s = 0; s < batch.size(); ++s) {
     const auto end = batch[s].first_pos + static_cast<std::int64_t>(batch[s].tokens.size());
     blocks[s] = blocks_up_to(batch[s].block_slots, end, store.geometry.block_tokens);
@@ -199,7 +168,7 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
     }
     backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data());
     backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data());
-    write_kv(batch, store, layer, k.data(), v.data());
+    backend_.store_kv(store, layer, kv_dest, k.data(), v.data());
     attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());
     linear(att.data(), w.o, x.data(), T, H, Q, /*accumulate=*/true);
 

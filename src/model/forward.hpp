@@ -38,16 +38,6 @@ struct StepSequence {
   bool want_logits = false;              // logits of the last token of this step
 };
 
-// The writable pool the forward pass stores K and V into (a local vector or an RMA window).
-struct KvStore {
-  std::byte* base = nullptr;
-  std::size_t slot_bytes = 0;
-  std::int32_t slots = 0;
-  BlockGeometry geometry;
-
-  cpu::KvPool view() const { return cpu::KvPool{base, slot_bytes, slots, geometry}; }
-};
-
 // Per-layer attention of a batch. The default attends over the request's blocks in the local
 // pool; the distributed engine derives from it.
 class Attention {
@@ -58,13 +48,13 @@ class Attention {
   // they are the same in every layer.
   virtual void attend(Backend& backend, const KvStore& store, int layer, int q_heads,
                       std::span<const StepSequence> batch,
-                      std::span<const std::vector<cpu::KvBlock>> blocks, const float* q,
+                      std::span<const std::vector<KvBlock>> blocks, const float* q,
                       float* out);
 };
 
 // The blocks a request's attention reads: logical blocks 0..ceil(end / block_tokens) - 1, the
 // last one holding only the tokens before `end`.
-std::vector<cpu::KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
+std::vector<KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
                                        int block_tokens);
 
 class Forward {
@@ -80,12 +70,13 @@ class Forward {
   std::vector<float> step(std::span<const StepSequence> batch, KvStore& store);
 
   const ModelConfig& config() const { return config_; }
+  Backend& backend() { return backend_; }
   // The rBlock geometry this model needs for `block_tokens` and `dtype`.
   BlockGeometry geometry(int block_tokens, KvDtype dtype) const;
 
  private:
-  void write_kv(std::span<const StepSequence> batch, KvStore& store, int layer, const float* k,
-                const float* v) const;
+  // Where each row of the batch stores its K and V (checked against the table and the store).
+  static std::vector<KvRowDest> kv_rows(std::span<const StepSequence> batch, const KvStore& store);
   // y (m, n) (+)= x (m, k) . W^T: the quantized rows where the backend takes them, else f32.
   void linear(const float* x, const Tensor& w, float* y, std::size_t m, std::size_t n,
               std::size_t k, bool accumulate = false);

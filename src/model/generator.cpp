@@ -8,7 +8,6 @@
 #include <limits>
 #include <memory>
 
-#include "backend/cpu/pool_memory.hpp"
 #include "core/errors.hpp"
 #include "core/slot_allocator.hpp"
 
@@ -113,10 +112,11 @@ GeneratorStats Generator::run(std::vector<GenRequest> requests,
   const std::int64_t max_pos = forward_.config().max_position_embeddings;
   const std::size_t vocab = static_cast<std::size_t>(forward_.config().vocab_size);
   const BlockGeometry geometry = forward_.geometry(bt, options_.kv_dtype);
-  // On 2 MiB pages where the OS allows: decode attention reads the blocks in any order.
-  cpu::PoolMemory pool_bytes(geometry.block_bytes() *
-                             static_cast<std::size_t>(options_.pool_slots));
-  KvStore store{pool_bytes.data(), geometry.block_bytes(), options_.pool_slots, geometry};
+  // The backend's memory (the CPU's: 2 MiB pages where the OS allows, since decode attention
+  // reads the blocks in any order).
+  const std::unique_ptr<KvMemory> pool_bytes = forward_.backend().allocate_kv(
+      geometry.block_bytes() * static_cast<std::size_t>(options_.pool_slots));
+  KvStore store{pool_bytes->data(), geometry.block_bytes(), options_.pool_slots, geometry};
   SlotAllocator slots(options_.pool_slots);
   GeneratorStats stats;
 

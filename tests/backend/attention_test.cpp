@@ -221,7 +221,7 @@ States ma_partitioned(const TestPool& pool, const Shape& s, const Request& req, 
     partial.emplace_back(s, req.n_tokens);
     const MaQuery q{req.q.data(), req.n_tokens, req.first_pos, blocks};
     const MaOutput out = partial.back().out();
-    micro_attention(pool.view(), MaParams{s.layer, s.q_heads, scale, MaResult::kPartial, kernel},
+    micro_attention(pool.view(), MaParams{{s.layer, s.q_heads, scale, MaResult::kPartial}, kernel},
                     std::span(&q, 1), std::span(&out, 1));
   }
   for (const States& p : partial) views.push_back(p.view());

@@ -25,46 +25,18 @@
 #include <cstdint>
 #include <span>
 
-#include "core/block_geometry.hpp"
-#include "core/ids.hpp"
+#include "backend/attention_types.hpp"
 
 namespace infllm::cpu {
 
-// One pool of rBlock slots as the kernels read it.
-struct KvPool {
-  const std::byte* base = nullptr;  // slot 0; slot s starts at base + s * slot_bytes
-  std::size_t slot_bytes = 0;       // stride between slots, >= geometry.block_bytes()
-  std::int32_t slots = 0;           // slots in the pool
-  BlockGeometry geometry;
-};
-
-// One rBlock of a request: where it is and which absolute positions it holds.
-struct KvBlock {
-  SlotId slot;
-  std::int64_t first_pos = 0;  // position of the block's token 0 (logical index * block_tokens)
-  std::int32_t tokens = 0;     // valid tokens, 1..block_tokens (a tail block may be partial)
-};
-
-// One request's queries against one subset of its blocks.
-struct MaQuery {
-  const float* q = nullptr;         // (n_tokens, q_heads, head_dim) f32, not yet scaled
-  int n_tokens = 1;                 // 1 for decode, the chunk length for a prefill chunk
-  std::int64_t first_pos = 0;       // position of query token 0; token i is at first_pos + i
-  std::span<const KvBlock> blocks;  // any order, possibly empty
-};
-
-// Where one request's result goes. With MaResult::kPartial all three are written; with
-// kNormalized only o (which then holds softmax(q.K) @ V) and m, l may be null.
-struct MaOutput {
-  float* o = nullptr;  // (n_tokens, q_heads, head_dim) f32
-  float* m = nullptr;  // (n_tokens, q_heads) running max, log2 units
-  float* l = nullptr;  // (n_tokens, q_heads) sum of exponentials
-};
-
-enum class MaResult {
-  kPartial,     // partial states, to merge with other partitions' states
-  kNormalized,  // the caller passed all of the request's blocks: final attention output
-};
+// The pool, block, query and output types are the backend's (backend/attention_types.hpp);
+// the CPU build adds the choice of kernel.
+using infllm::KvBlock;
+using infllm::KvPool;
+using infllm::MaOutput;
+using infllm::MaQuery;
+using infllm::MaResult;
+using infllm::PartialsView;
 
 // Which implementation runs (tests pick; the model uses kAuto).
 enum class MaKernel {
@@ -75,11 +47,9 @@ enum class MaKernel {
   kAvx512,     // x86-64 AVX-512 F/BW/DQ/VL, head_dim % 32 == 0; InternalError if unsupported
 };
 
-struct MaParams {
-  int layer = 0;
-  int q_heads = 1;     // a multiple of pool.geometry.kv_heads
-  float scale = 1.0f;  // softmax scale, usually 1 / sqrt(head_dim)
-  MaResult result = MaResult::kPartial;
+// The backend's parameters plus the kernel to run.
+// An aggregate: cpu::MaParams{{layer, q_heads, scale, result}, kernel}, or {params} for kAuto.
+struct MaParams : infllm::MaParams {
   MaKernel kernel = MaKernel::kAuto;
 };
 
@@ -94,13 +64,6 @@ void micro_attention(const KvPool& pool, const MaParams& params, std::span<const
 // needs head_dim % 32 == 0, AVX2 head_dim % 8 == 0).
 const char* ma_auto_kernel_name();
 bool ma_kernel_supported(MaKernel kernel);
-
-// Partial states of `rows` query heads (rows = n_tokens * q_heads), read-only.
-struct PartialsView {
-  const float* o = nullptr;  // (rows, head_dim)
-  const float* m = nullptr;  // (rows)
-  const float* l = nullptr;  // (rows)
-};
 
 // acc <- merge(acc, part), row by row. acc must not alias part.
 void merge_partials_into(const MaOutput& acc, const PartialsView& part, std::int64_t rows,

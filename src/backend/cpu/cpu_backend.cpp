@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "backend/cpu/attention.hpp"
 #include "backend/cpu/attention_parallel.hpp"
 #include "backend/cpu/blas.hpp"
 #include "backend/cpu/cpu_threads.hpp"
+#include "backend/cpu/pool_memory.hpp"
+#include "core/half.hpp"
 
 namespace infllm::cpu {
 
@@ -111,9 +115,77 @@ void CpuBackend::add_bias(float* y, const float* bias, std::size_t rows, std::si
   }
 }
 
-void CpuBackend::attention(const KvPool& pool, const MaParams& params,
+void CpuBackend::attention(const KvPool& pool, const infllm::MaParams& params,
                            std::span<const MaQuery> queries, std::span<const MaOutput> outputs) {
-  micro_attention(pool, params, queries, outputs);
+  micro_attention(pool, MaParams{params}, queries, outputs);
+}
+
+void CpuBackend::merge_partials_into(const MaOutput& acc, const PartialsView& part,
+                                     std::int64_t rows, int head_dim) {
+  cpu::merge_partials_into(acc, part, rows, head_dim);
+}
+
+void CpuBackend::normalize_partials(const PartialsView& states, std::int64_t rows, int head_dim,
+                                    float* out) {
+  cpu::normalize_partials(states, rows, head_dim, out);
+}
+
+namespace {
+
+class CpuKvMemory final : public KvMemory {
+ public:
+  explicit CpuKvMemory(std::size_t bytes) : memory_(bytes) {}
+  std::byte* data() override { return memory_.data(); }
+  std::size_t bytes() const override { return memory_.size(); }
+
+ private:
+  PoolMemory memory_;
+};
+
+// Stores n f32 values as the pool's dtype.
+void store_as(KvDtype dtype, const float* src, std::byte* dst, int n) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(n));
+      return;
+    case KvDtype::kF16:
+      for (int i = 0; i < n; ++i) {
+        const f16 h = to_f16(src[i]);
+        std::memcpy(dst + 2 * i, &h.bits, 2);
+      }
+      return;
+    case KvDtype::kBF16:
+      for (int i = 0; i < n; ++i) {
+        const bf16 h = to_bf16(src[i]);
+        std::memcpy(dst + 2 * i, &h.bits, 2);
+      }
+      return;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<KvMemory> CpuBackend::allocate_kv(std::size_t bytes) {
+  return std::make_unique<CpuKvMemory>(bytes);
+}
+
+void CpuBackend::prepare_kv(std::byte* base, std::size_t bytes) {
+  advise_huge_pages(base, bytes);
+}
+
+void CpuBackend::store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows,
+                          const float* k, const float* v) {
+  const BlockGeometry& g = pool.geometry;
+  const int kv_heads = g.kv_heads, hd = g.head_dim;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    std::byte* base = pool.base + static_cast<std::size_t>(rows[r].slot.value()) * pool.slot_bytes;
+    const std::size_t tok = g.token_offset(rows[r].token);
+    for (int h = 0; h < kv_heads; ++h) {
+      const std::size_t src = (r * static_cast<std::size_t>(kv_heads) + h) * hd;
+      store_as(g.dtype, k + src, base + g.k_offset(layer, h) + tok, hd);
+      store_as(g.dtype, v + src, base + g.v_offset(layer, h) + tok, hd);
+    }
+  }
 }
 
 }  // namespace infllm::cpu

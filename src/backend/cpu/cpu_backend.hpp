@@ -9,6 +9,12 @@ namespace infllm::cpu {
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
+  bool host_memory() const override { return true; }
+  // cpu::PoolMemory: 2 MiB aligned, advised onto transparent huge pages before the first touch.
+  std::unique_ptr<KvMemory> allocate_kv(std::size_t bytes) override;
+  void prepare_kv(std::byte* base, std::size_t bytes) override;
+  void store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows, const float* k,
+                const float* v) override;
   void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n, std::size_t k,
               bool accumulate) override;
   // Q4_1 and Q8_0 (cpu::qmatmul) for at most kQuantMaxRows rows; beyond, OpenBLAS on the f32
@@ -23,8 +29,13 @@ class CpuBackend final : public Backend {
             const float* inv_freq) override;
   void silu_mul(float* gate, const float* up, std::size_t n) override;
   void add_bias(float* y, const float* bias, std::size_t rows, std::size_t n) override;
-  void attention(const KvPool& pool, const MaParams& params, std::span<const MaQuery> queries,
-                 std::span<const MaOutput> outputs) override;
+  // cpu::micro_attention with the fastest kernel this CPU supports.
+  void attention(const KvPool& pool, const infllm::MaParams& params,
+                 std::span<const MaQuery> queries, std::span<const MaOutput> outputs) override;
+  void merge_partials_into(const MaOutput& acc, const PartialsView& part, std::int64_t rows,
+                           int head_dim) override;
+  void normalize_partials(const PartialsView& states, std::int64_t rows, int head_dim,
+                          float* out) override;
 };
 
 }  // namespace infllm::cpu
