@@ -131,8 +131,8 @@ Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kern
   std::vector<float> o(q.size()), m(kQHeads), l(kQHeads);  // one partial state
   const cpu::MaQuery query{q.data(), 1, context - 1, blocks};
   const cpu::MaOutput out{o.data(), m.data(), l.data()};
-  const cpu::MaParams params{{0, kQHeads, 1.0f / std::sqrt(float{kHeadDim}), cpu::MaResult::kPartial},
-                             kernel};
+  const cpu::MaParams params{
+      {0, kQHeads, 1.0f / std::sqrt(float{kHeadDim}), cpu::MaResult::kPartial}, kernel};
   const double ma = best_seconds(
       [&] { cpu::micro_attention(pool, params, std::span(&query, 1), std::span(&out, 1)); });
   volatile double sink = 0;

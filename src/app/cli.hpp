@@ -90,10 +90,10 @@ Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args);
 // the benchmarks' own; each benchmark reads those it uses and says which in --help.
 struct BenchConfig {
   std::string name;
-  bool full = false;   // the sizes docs/benchmarks.md records
-  std::string model;   // "" = the benchmark's default model
-  int threads = 0;     // `forward`: threads (0 = every core this process may run on)
-  int ranks = 4;       // `mixed`: ranks of both runs
+  bool full = false;              // the sizes docs/benchmarks.md records
+  std::string model;              // "" = the benchmark's default model
+  int threads = 0;                // `forward`: threads (0 = every core this process may run on)
+  int ranks = 4;                  // `mixed`: ranks of both runs
   bool fill_waits = true;         // `mixed`: --fill-waits of the pooled run
   bool admission_reserve = true;  // `mixed`: --admission of the pooled run
   RemoteAttention remote_attention = RemoteAttention::kAuto;  // `mixed`: both runs

@@ -237,17 +237,16 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
   if (rank != 0) return;
   const json fingerprint = io::make_fingerprint(cfg.model, cfg.input, output_options(cfg),
                                                 static_cast<std::int64_t>(docs.size()));
-  const json run_attributes = {
-      {"model", cfg.model},
-      {"input", cfg.input},
-      {"ranks", ranks},
-      {"version", INFLLM_VERSION},
-      {"block_tokens", cfg.block_tokens},
-      {"kv_pool_mb", st.pool_mb},
-      {"kv_policy", kv_policy_name(cfg.kv_policy)},
-      {"temperature", cfg.temperature},
-      {"seed", cfg.seed},
-      {"fingerprint", fingerprint}};
+  const json run_attributes = {{"model", cfg.model},
+                               {"input", cfg.input},
+                               {"ranks", ranks},
+                               {"version", INFLLM_VERSION},
+                               {"block_tokens", cfg.block_tokens},
+                               {"kv_pool_mb", st.pool_mb},
+                               {"kv_policy", kv_policy_name(cfg.kv_policy)},
+                               {"temperature", cfg.temperature},
+                               {"seed", cfg.seed},
+                               {"fingerprint", fingerprint}};
   st.sink = io::open_result_sink(
       cfg.output, io::OutputOptions{.overwrite = cfg.overwrite, .resume = cfg.resume},
       run_attributes, &fingerprint);
@@ -337,9 +336,8 @@ int run_generate(const GenerateConfig& cfg) {
               << m.config.hidden_size << " hidden); " << ranks << " rank" << (ranks > 1 ? "s" : "")
               << " (" << mpi.node_size() << " on this node, sharing "
               << st.weights->bytes() / 1048576 << " MiB of weights), kv-policy "
-               << kv_policy_name(cfg.kv_policy) << "; pool " << st.slots
-              << " rBlocks of " << st.block_bytes << " bytes per rank; " << cpu::threads()
-              << " threads per rank"
+              << kv_policy_name(cfg.kv_policy) << "; pool " << st.slots << " rBlocks of "
+              << st.block_bytes << " bytes per rank; " << cpu::threads() << " threads per rank"
               << (ranks > 1 && cfg.kv_policy == KvPolicy::kPooled
                       ? (cfg.fill_waits ? "; fill-waits on" : "; fill-waits off")
                       : "")

@@ -80,8 +80,8 @@ class Backend {
   virtual void attention(const KvPool& pool, const MaParams& params,
                          std::span<const MaQuery> queries, std::span<const MaOutput> outputs) = 0;
   // acc <- merge(acc, part), row by row (rows = n_tokens * q_heads); acc must not alias part.
-  virtual void merge_partials_into(const MaOutput& acc, const PartialsView& part,
-                                   std::int64_t rows, int head_dim) = 0;
+  virtual void merge_partials_into(const MaOutput& acc, const PartialsView& part, std::int64_t rows,
+                                   int head_dim) = 0;
   // out (rows, head_dim) <- o / l; rows that saw no key get 0. out may alias states.o.
   virtual void normalize_partials(const PartialsView& states, std::int64_t rows, int head_dim,
                                   float* out) = 0;

@@ -15,7 +15,7 @@ namespace infllm {
 
 // X(type, name, meaning). Names ending in `_bytes` are the bytes moved by kind; metrics group
 // them under `bytes` by the name before the suffix.
-#define INFLLM_STEP_STATS_FIELDS(X)                                                            \
+#define INFLLM_STEP_STATS_FIELDS(X)                                                           \
   X(std::int64_t, prefill_tokens, "prompt tokens computed (recomputation included)")          \
   X(std::int64_t, decode_tokens, "decode tokens computed")                                    \
   X(std::int32_t, batch, "sequences in the batch")                                            \

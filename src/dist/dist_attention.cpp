@@ -44,8 +44,7 @@ DistAttention::DistAttention(MPI_Comm comm, Backend& backend, const KvPool& pool
 }
 
 void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
-                         std::vector<std::int64_t> first_pos, const KvPool* pulled,
-                         bool exchange) {
+                         std::vector<std::int64_t> first_pos, const KvPool* pulled, bool exchange) {
   seqs_ = std::move(seqs);
   tokens_ = std::move(tokens);
   first_pos_ = std::move(first_pos);
@@ -146,8 +145,8 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
   }
 }
 
-void DistAttention::attend(Backend& backend, const KvStore& store, int layer_index,
-                           int q_heads, std::span<const model::StepSequence> batch,
+void DistAttention::attend(Backend& backend, const KvStore& store, int layer_index, int q_heads,
+                           std::span<const model::StepSequence> batch,
                            std::span<const std::vector<KvBlock>> blocks, const float* q,
                            float* out) {
   if (!remote_ && in_.empty()) {
@@ -221,7 +220,7 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
     std::vector<MaOutput> outputs(seqs_.size());
     for (std::size_t s = 0; s < seqs_.size(); ++s) {
       queries[s] = MaQuery{q + static_cast<std::size_t>(row0_[s]) * row,
-                                static_cast<int>(tokens_[s]), first_pos_[s], seqs_[s].local};
+                           static_cast<int>(tokens_[s]), first_pos_[s], seqs_[s].local};
       outputs[s] = acc_of(s);
     }
     backend_.attention(pool_, params, queries, outputs);
@@ -238,14 +237,13 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
         std::vector<MaOutput> pout;
         for (std::size_t s : which) {
           const std::int64_t r = row0_[s] * q_heads_;
-          pout.push_back(
-              MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
+          pout.push_back(MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
         }
         backend_.attention(*pulled_, params, pq, pout);
         for (std::size_t i = 0; i < which.size(); ++i) {
           const std::size_t s = which[i];
           backend_.merge_partials_into(acc_of(s), PartialsView{pout[i].o, pout[i].m, pout[i].l},
-                                   tokens_[s] * q_heads_, hd);
+                                       tokens_[s] * q_heads_, hd);
         }
       }
     }
@@ -276,13 +274,13 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
     for (const auto& [s, k] : c.seqs) {
       const std::int64_t n = tokens_[static_cast<std::size_t>(s)] * q_heads_;
       backend_.merge_partials_into(acc_of(static_cast<std::size_t>(s)),
-                               PartialsView{o + r * hd, m + r, l + r}, n, hd);
+                                   PartialsView{o + r * hd, m + r, l + r}, n, hd);
       r += n;
     }
   }
   if (out != nullptr && rows > 0) {
-    backend_.normalize_partials(PartialsView{acc_o_.data(), acc_m_.data(), acc_l_.data()}, rows,
-                            hd, out);
+    backend_.normalize_partials(PartialsView{acc_o_.data(), acc_m_.data(), acc_l_.data()}, rows, hd,
+                                out);
   }
   const double t0 = now_s();
   INFLLM_MPI_CHECK(MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE));

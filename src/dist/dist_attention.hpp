@@ -36,9 +36,9 @@ struct RemotePart {
 };
 
 struct SeqPlan {
-  std::vector<KvBlock> local;   // in this rank's pool
-  std::vector<KvBlock> pulled;  // in the step's pulled-block buffer
-  std::vector<RemotePart> pushed;    // attended by their creditors
+  std::vector<KvBlock> local;      // in this rank's pool
+  std::vector<KvBlock> pulled;     // in the step's pulled-block buffer
+  std::vector<RemotePart> pushed;  // attended by their creditors
 };
 
 struct AttentionTraffic {
@@ -67,8 +67,7 @@ class DistAttention final : public model::Attention {
 
   void attend(Backend& backend, const KvStore& store, int layer, int q_heads,
               std::span<const model::StepSequence> batch,
-              std::span<const std::vector<KvBlock>> blocks, const float* q,
-              float* out) override;
+              std::span<const std::vector<KvBlock>> blocks, const float* q, float* out) override;
   // A layer's exchange for a rank with an empty batch: serve the queries addressed to it.
   void serve_layer(int layer);
 

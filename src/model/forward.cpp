@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "core/errors.hpp"
 #include "model/rope.hpp"
@@ -12,7 +13,7 @@
 namespace infllm::model {
 
 std::vector<KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
-                                       int block_tokens) {
+                                  int block_tokens) {
   const std::int64_t n = (end + block_tokens - 1) / block_tokens;
   if (n > static_cast<std::int64_t>(block_slots.size())) {
     throw InternalError("blocks_up_to: position " + std::to_string(end - 1) +
@@ -23,15 +24,14 @@ std::vector<KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int6
     const std::int64_t first = i * block_tokens;
     blocks[i] =
         KvBlock{block_slots[i], first,
-                     static_cast<std::int32_t>(std::min<std::int64_t>(block_tokens, end - first))};
+                static_cast<std::int32_t>(std::min<std::int64_t>(block_tokens, end - first))};
   }
   return blocks;
 }
 
 void Attention::attend(Backend& backend, const KvStore& store, int layer, int q_heads,
                        std::span<const StepSequence> batch,
-                       std::span<const std::vector<KvBlock>> blocks, const float* q,
-                       float* out) {
+                       std::span<const std::vector<KvBlock>> blocks, const float* q, float* out) {
   const int head_dim = store.geometry.head_dim;
   const std::size_t row = static_cast<std::size_t>(q_heads) * head_dim;
   std::vector<MaQuery> queries(batch.size());
@@ -76,8 +76,7 @@ BlockGeometry Forward::geometry(int block_tokens, KvDtype dtype) const {
                        dtype};
 }
 
-std::vector<KvRowDest> Forward::kv_rows(std::span<const StepSequence> batch,
-                                        const KvStore& store) {
+std::vector<KvRowDest> Forward::kv_rows(std::span<const StepSequence> batch, const KvStore& store) {
   const int bt = store.geometry.block_tokens;
   std::vector<KvRowDest> rows;
   for (const auto& seq : batch) {
@@ -114,6 +113,13 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
 
 std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& store,
                                  Attention& attention) {
+  std::optional<std::vector<float>> logits = try_step(batch, store, attention);
+  if (!logits) throw InternalError("Forward::step: the attention abandoned the step (try_step)");
+  return std::move(*logits);
+}
+
+std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence> batch,
+                                                    KvStore& store, Attention& attention) {
   const auto& c = config_;
   const std::size_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
   const std::size_t V = c.vocab_size;
@@ -169,6 +175,7 @@ std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& s
     backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data());
     backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data());
     backend_.store_kv(store, layer, kv_dest, k.data(), v.data());
+    if (!attention.keep_going(layer)) return std::nullopt;
     attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());
     linear(att.data(), w.o, x.data(), T, H, Q, /*accumulate=*/true);
 

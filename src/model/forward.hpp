@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -48,14 +49,19 @@ class Attention {
   // they are the same in every layer.
   virtual void attend(Backend& backend, const KvStore& store, int layer, int q_heads,
                       std::span<const StepSequence> batch,
-                      std::span<const std::vector<KvBlock>> blocks, const float* q,
-                      float* out);
+                      std::span<const std::vector<KvBlock>> blocks, const float* q, float* out);
+  // Asked before each layer's attention: false abandons the step (Forward::try_step returns
+  // nothing). The distributed engine's fill steps stop this way once every rank has arrived.
+  virtual bool keep_going(int layer) {
+    (void)layer;
+    return true;
+  }
 };
 
 // The blocks a request's attention reads: logical blocks 0..ceil(end / block_tokens) - 1, the
 // last one holding only the tokens before `end`.
 std::vector<KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
-                                       int block_tokens);
+                                  int block_tokens);
 
 class Forward {
  public:
@@ -67,6 +73,10 @@ class Forward {
   // InternalError.
   std::vector<float> step(std::span<const StepSequence> batch, KvStore& store,
                           Attention& attention);
+  // The same, for an Attention that may abandon the step (keep_going() false): then nothing is
+  // returned. The K and V already written stay in the pool past what the caller committed.
+  std::optional<std::vector<float>> try_step(std::span<const StepSequence> batch, KvStore& store,
+                                             Attention& attention);
   std::vector<float> step(std::span<const StepSequence> batch, KvStore& store);
 
   const ModelConfig& config() const { return config_; }

@@ -94,7 +94,8 @@ TEST_P(CpuBackendStoreKv, EachRowLandsWhereTheBlockLayoutSays) {
     for (int h = 0; h < g.kv_heads; ++h) {
       for (int d = 0; d < g.head_dim; ++d) {
         for (int kv = 0; kv < 2; ++kv) {
-          const float want = (kv == 0 ? k : v)[r * width + static_cast<std::size_t>(h * g.head_dim + d)];
+          const float want =
+              (kv == 0 ? k : v)[r * width + static_cast<std::size_t>(h * g.head_dim + d)];
           const std::byte* p = at(rows[r].slot, kv, h, rows[r].token, d);
           EXPECT_NEAR(read_elem(p, dtype), want, storage_tolerance(want, dtype))
               << "row " << r << " head " << h << " dim " << d << (kv == 0 ? " K" : " V");
@@ -156,9 +157,9 @@ TEST(CpuBackend, TwoPartitionsMergedThroughTheInterfaceEqualTheFp64Reference) {
   std::vector<float> ref(rows * 16, NAN);
   const MaQuery qall{q.data(), tokens, 48, all};
   const MaOutput ref_out{ref.data(), nullptr, nullptr};
-  cpu::micro_attention(pool, cpu::MaParams{{0, q_heads, 0.25f, MaResult::kNormalized},
-                                           cpu::MaKernel::kReference},
-                       std::span(&qall, 1), std::span(&ref_out, 1));
+  cpu::micro_attention(
+      pool, cpu::MaParams{{0, q_heads, 0.25f, MaResult::kNormalized}, cpu::MaKernel::kReference},
+      std::span(&qall, 1), std::span(&ref_out, 1));
   for (std::size_t i = 0; i < out.size(); ++i) {
     ASSERT_FALSE(std::isnan(out[i])) << i;
     EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.0f + std::fabs(ref[i]))) << i;

@@ -169,9 +169,7 @@ std::unique_ptr<KvMemory> CpuBackend::allocate_kv(std::size_t bytes) {
   return std::make_unique<CpuKvMemory>(bytes);
 }
 
-void CpuBackend::prepare_kv(std::byte* base, std::size_t bytes) {
-  advise_huge_pages(base, bytes);
-}
+void CpuBackend::prepare_kv(std::byte* base, std::size_t bytes) { advise_huge_pages(base, bytes); }
 
 void CpuBackend::store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows,
                           const float* k, const float* v) {
