@@ -22,14 +22,18 @@ std::vector<std::string> with_required(std::vector<std::string> extra) {
   return args;
 }
 
-// The option a UsageError names, or "" when parsing succeeded.
-std::string rejected_option(const std::vector<std::string>& args) {
+// The option a UsageError from `parse` names, or "" when parsing succeeded.
+template <typename Parse>
+std::string rejected_by(Parse parse, const std::vector<std::string>& args) {
   try {
-    parse_generate(args);
+    parse(args);
   } catch (const UsageError& e) {
     return e.option();
   }
   return "";
+}
+std::string rejected_option(const std::vector<std::string>& args) {
+  return rejected_by(parse_generate, args);
 }
 
 TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
@@ -92,14 +96,8 @@ TEST(ParseGenerate, ConfigFileSuppliesOptions) {
   EXPECT_EQ(rejected_option({"--config", "/nonexistent.cfg"}), "config");
 }
 
-// The option a UsageError from parse_bench names, or "" when parsing succeeded.
 std::string bench_rejects(const std::vector<std::string>& args) {
-  try {
-    parse_bench(args);
-  } catch (const UsageError& e) {
-    return e.option();
-  }
-  return "";
+  return rejected_by(parse_bench, args);
 }
 
 TEST(ParseBench, DefaultsAndBothOptionForms) {
