@@ -357,10 +357,10 @@ int run_generate(const GenerateConfig& cfg) {
     cpu::CpuBackend backend;
     model::Forward forward(m.config, m.weights, backend);
     dist::EngineOptions options;
-    options.block_tokens = cfg.block_tokens;
-    options.pool_slots = st.slots;
-    options.max_batch_tokens = cfg.max_batch_tokens;
-    options.max_num_seqs = cfg.max_num_seqs;
+    options.instance.block_tokens = cfg.block_tokens;
+    options.instance.pool_slots = st.slots;
+    options.instance.max_batch_tokens = cfg.max_batch_tokens;
+    options.instance.max_num_seqs = cfg.max_num_seqs;
     options.max_lend_fraction = cfg.max_lend_fraction;
     // NOTE: one rank has nothing to pool: it runs the single-instance engine (the same as local).
     options.policy = cfg.kv_policy == KvPolicy::kLocal || ranks == 1 ? infllm::KvPolicy::kLocal
@@ -370,7 +370,7 @@ int run_generate(const GenerateConfig& cfg) {
     options.fill_waits = cfg.fill_waits;
     options.reserve_growth = cfg.admission_reserve;
     options.dgfm_budget_bytes = static_cast<std::int64_t>(cfg.dgfm_budget_mb * 1048576.0);
-    options.eos_ids = eos_ids(m, *st.tok);
+    options.instance.eos_ids = eos_ids(m, *st.tok);
     dist::Engine engine(MPI_COMM_WORLD, forward, &*st.tok, options);
 
     std::optional<io::ProgressReporter> progress;

@@ -36,13 +36,13 @@ Engine::Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* t
   INFLLM_MPI_CHECK(MPI_Comm_dup(comm, &attn_comm_));
   INFLLM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   INFLLM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
-  if (options_.pool_slots < 2) {
-    throw UsageError(
-        "kv-pool-mb",
-        "a pool needs at least 2 rBlocks of " +
-            std::to_string(
-                forward_.geometry(options_.block_tokens, options_.kv_dtype).block_bytes()) +
-            " bytes");
+  if (options_.instance.pool_slots < 2) {
+    throw UsageError("kv-pool-mb", "a pool needs at least 2 rBlocks of " +
+                                       std::to_string(forward_
+                                                          .geometry(options_.instance.block_tokens,
+                                                                    options_.instance.kv_dtype)
+                                                          .block_bytes()) +
+                                       " bytes");
   }
 }
 

@@ -35,17 +35,14 @@
 namespace infllm::dist {
 
 struct EngineOptions {
-  int block_tokens = 16;
-  std::int32_t pool_slots = 0;  // rBlocks per rank
-  KvDtype kv_dtype = KvDtype::kF32;
-  int max_batch_tokens = 512;
-  int max_num_seqs = 16;
+  // Each instance's pool, batch limits and EOS ids (the local fleet's Generator takes them as
+  // they are).
+  model::GeneratorOptions instance;
   double max_lend_fraction = 0.5;
   KvPolicy policy = KvPolicy::kPooled;
   RemoteAttention remote = RemoteAttention::kAuto;
   bool dgfm = true;
   std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
-  std::vector<std::int32_t> eos_ids;
   // pooled: a rank done with its step before the others runs extra steps of its all-local
   // requests until every rank is done (see run_pooled).
   bool fill_waits = true;

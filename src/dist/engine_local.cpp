@@ -46,14 +46,7 @@ EngineSummary Engine::run_local(const std::vector<model::GenRequest>& requests,
   std::vector<model::GenRequest> mine;
   for (auto& [i, r] : own) mine.push_back(std::move(r));
 
-  model::GeneratorOptions go;
-  go.block_tokens = options_.block_tokens;
-  go.pool_slots = options_.pool_slots;
-  go.kv_dtype = options_.kv_dtype;
-  go.max_batch_tokens = options_.max_batch_tokens;
-  go.max_num_seqs = options_.max_num_seqs;
-  go.eos_ids = options_.eos_ids;
-  model::Generator generator(forward_, tokenizer_, go);
+  model::Generator generator(forward_, tokenizer_, options_.instance);
 
   int ends = 0;
   bool any_stopped = false;

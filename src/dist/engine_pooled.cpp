@@ -116,30 +116,30 @@ class PooledRun {
 RManagerConfig rmanager_config(RankId me, const EngineOptions& o) {
   RManagerConfig rc;
   rc.rank = me;
-  rc.capacity = o.pool_slots;
-  rc.block_tokens = o.block_tokens;
+  rc.capacity = o.instance.pool_slots;
+  rc.block_tokens = o.instance.block_tokens;
   rc.max_lend_fraction = o.max_lend_fraction;
   // NOTE: the engine caps a prefill chunk at a quarter of the pool in new blocks, so a request
   // can always make room for its next chunk by pushing full blocks out: a chunk as large as the
   // pool would need more pushable blocks than the request has, which the gManager counts as
   // unmet (and would fail a request that fits). A configuration choice of this engine, not an
   // rManager rule: the rManager's own tests drive tiny pools with whole-pool chunks on purpose.
-  const std::int64_t bt = o.block_tokens;
-  const std::int64_t max_chunk =
-      std::max<std::int64_t>(bt, std::min<std::int64_t>(o.max_batch_tokens, bt * o.pool_slots / 4));
-  rc.batch = BatchLimits{o.max_batch_tokens, o.max_num_seqs, max_chunk};
+  const std::int64_t bt = o.instance.block_tokens;
+  const std::int64_t max_chunk = std::max<std::int64_t>(
+      bt, std::min<std::int64_t>(o.instance.max_batch_tokens, bt * o.instance.pool_slots / 4));
+  rc.batch = BatchLimits{o.instance.max_batch_tokens, o.instance.max_num_seqs, max_chunk};
   return rc;
 }
 
 GManagerConfig gmanager_config(int ranks, std::size_t block_bytes, const EngineOptions& o,
                                std::vector<std::int32_t> nodes) {
   GManagerConfig gc;
-  gc.shape.capacity.assign(static_cast<std::size_t>(ranks), o.pool_slots);
+  gc.shape.capacity.assign(static_cast<std::size_t>(ranks), o.instance.pool_slots);
   gc.shape.max_lend_fraction = o.max_lend_fraction;
   gc.node_of_rank = std::move(nodes);  // the launcher's real mapping, whatever it was
   gc.reserve_growth = o.reserve_growth;
   gc.policy = KvPolicy::kPooled;
-  gc.block_tokens = o.block_tokens;
+  gc.block_tokens = o.instance.block_tokens;
   // The byte budget in whole rBlocks: below one rBlock, no move (as --dgfm off).
   gc.dgfm_max_moves = o.dgfm ? o.dgfm_budget_bytes / static_cast<std::int64_t>(block_bytes) : 0;
   return gc;
@@ -162,13 +162,13 @@ PooledRun::PooledRun(MPI_Comm comm, MPI_Comm attn_comm, model::Forward& forward,
       requests_(requests),
       hooks_(hooks),
       max_pos_(forward.config().max_position_embeddings),
-      geometry_(forward.geometry(options.block_tokens, options.kv_dtype)),
+      geometry_(forward.geometry(options.instance.block_tokens, options.instance.kv_dtype)),
       block_bytes_(geometry_.block_bytes()),
-      pool_(comm, block_bytes_, options.pool_slots,
+      pool_(comm, block_bytes_, options.instance.pool_slots,
             [&forward](std::byte* base, std::size_t bytes) {
               forward.backend().prepare_kv(base, bytes);
             }),
-      store_{pool_.local(SlotId{0}).data(), block_bytes_, options.pool_slots, geometry_},
+      store_{pool_.local(SlotId{0}).data(), block_bytes_, options.instance.pool_slots, geometry_},
       attention_(attn_comm, forward.backend(), store_.view(),
                  static_cast<int>(forward.config().num_heads)),
       rmanager_(rmanager_config(RankId{rank_}, options)) {
@@ -187,7 +187,7 @@ EngineSummary PooledRun::run(const std::vector<std::size_t>& to_run) {
     run_step();
     if (options_.fill_waits && size_ > 1) fill_wait();
     stats_.pool_used = rmanager_.stats().used;
-    stats_.pool_slots = options_.pool_slots;
+    stats_.pool_slots = options_.instance.pool_slots;
   }
   summary_.prefill_tokens = summary_.totals.prefill_tokens;
   summary_.decode_tokens = summary_.totals.decode_tokens;
@@ -377,7 +377,7 @@ SeqPlan PooledRun::plan_item(const Growth& g, std::vector<SlotId>& slots,
                              std::vector<BlockRef>& pulls) {
   const model::ModelConfig& mc = forward_.config();
   const RankId me{rank_};
-  const int bt = options_.block_tokens;
+  const int bt = options_.instance.block_tokens;
   Seq& q = seqs_.at(g.request);
   const BlockTable& table = rmanager_.requests().at(g.request).table;
   const std::int64_t end = g.first_pos + g.tokens;
@@ -495,8 +495,8 @@ void PooledRun::accept(const std::vector<Growth>& growth,
       q.first_token = true;
       q.result.first_token_s = since(t0_);
     }
-    const std::string finish_reason =
-        model::accept_token(*q.req, l, options_.eos_ids, tokenizer_, max_pos_, q.all, q.result);
+    const std::string finish_reason = model::accept_token(*q.req, l, options_.instance.eos_ids,
+                                                          tokenizer_, max_pos_, q.all, q.result);
     if (!finish_reason.empty()) finish(id, q, finish_reason);
   }
 }
