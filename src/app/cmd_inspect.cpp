@@ -56,29 +56,45 @@ std::string count_text(std::int64_t n) {
   return os.str();
 }
 
+// "llama3 (theta 500000, factor 8, low 1, high 4, original 8192), from rope_parameters".
+std::string rope_text(const model::ModelConfig& c) {
+  const model::RopeScaling& r = c.rope_scaling;
+  std::ostringstream os;
+  os << (r.type.empty() ? "default" : r.type) << " (theta " << c.rope_theta;
+  if (!r.type.empty()) os << ", factor " << r.factor;
+  if (r.type == "llama3") {
+    os << ", low " << r.low_freq_factor << ", high " << r.high_freq_factor << ", original "
+       << r.original_max_position_embeddings;
+  } else if (r.type == "yarn") {
+    os << ", original " << r.original_max_position_embeddings << ", attention factor "
+       << r.attention_factor << ", beta fast " << r.beta_fast << " slow " << r.beta_slow
+       << (r.truncate ? "" : ", not truncated");
+  }
+  os << "), from " << (c.rope_source.empty() ? "defaults" : c.rope_source);
+  return os.str();
+}
+
 void print_config(const model::ModelConfig& c) {
   std::cout << "architecture:   " << c.architecture << " (" << c.model_type << ")\n"
             << "shape:          vocab " << c.vocab_size << ", hidden " << c.hidden_size
             << ", layers " << c.num_layers << ", heads " << c.num_heads << " query / "
             << c.num_kv_heads << " KV (GQA " << c.num_heads / c.num_kv_heads << "), head_dim "
             << c.head_dim << ", intermediate " << c.intermediate_size << "\n"
-            << "positions:      max " << c.max_position_embeddings << ", rope_theta "
-            << c.rope_theta;
-  if (c.rope_scaling.type == "llama3") {
-    std::cout << ", rope_scaling llama3 (factor " << c.rope_scaling.factor << ", low "
-              << c.rope_scaling.low_freq_factor << ", high " << c.rope_scaling.high_freq_factor
-              << ", original " << c.rope_scaling.original_max_position_embeddings << ")";
-  } else if (!c.rope_scaling.type.empty()) {
-    std::cout << ", rope_scaling " << c.rope_scaling.type << " (factor " << c.rope_scaling.factor
-              << ")";
-  }
-  if (c.sliding_window) std::cout << ", sliding window " << *c.sliding_window;
-  std::cout << "\nnorm:           RMSNorm eps " << c.rms_norm_eps << "\n"
+            << "positions:      max " << c.max_position_embeddings << "\n"
+            << "rope:           " << rope_text(c) << "\n";
+  if (c.sliding_window) std::cout << "attention:      sliding window " << *c.sliding_window << "\n";
+  std::cout << "norm:           RMSNorm eps " << c.rms_norm_eps << "\n"
             << "embeddings:     " << (c.tie_word_embeddings ? "tied" : "untied") << "\n";
   std::cout << "special ids:    bos "
             << (c.bos_token_id ? std::to_string(*c.bos_token_id) : std::string("none")) << ", eos";
   if (c.eos_token_ids.empty()) std::cout << " none";
   for (const auto id : c.eos_token_ids) std::cout << " " << id;
+  std::cout << "\n";
+  std::cout << "defaulted:      ";
+  if (c.defaulted.empty()) std::cout << "nothing (every value read from the file)";
+  for (std::size_t i = 0; i < c.defaulted.size(); ++i) {
+    std::cout << (i > 0 ? ", " : "") << c.defaulted[i];
+  }
   std::cout << "\n";
 }
 

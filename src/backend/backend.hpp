@@ -68,9 +68,10 @@ class Backend {
   virtual void rms_norm(const float* x, const float* gain, float* y, std::size_t rows,
                         std::size_t dim, float eps) = 0;
   // Rotates x (rows, heads, head_dim) in place by position: Hugging Face's rotate_half
-  // convention (element i pairs with i + head_dim/2), angle = positions[row] * inv_freq[i].
+  // convention (element i pairs with i + head_dim/2), angle = positions[row] * inv_freq[i];
+  // cos and sin are multiplied by `scale` (YaRN's attention factor; 1 otherwise).
   virtual void rope(float* x, const std::int64_t* positions, std::size_t rows, int heads,
-                    int head_dim, const float* inv_freq) = 0;
+                    int head_dim, const float* inv_freq, float scale) = 0;
   // gate (n) = silu(gate) * up.
   virtual void silu_mul(float* gate, const float* up, std::size_t n) = 0;
   // y (rows, n) += bias (n) per row.

@@ -172,8 +172,9 @@ std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence
       backend_.add_bias(k.data(), w.k_bias.ptr(), T, KV);
       backend_.add_bias(v.data(), w.v_bias.ptr(), T, KV);
     }
-    backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data());
-    backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data());
+    const auto rope_scale = static_cast<float>(config_.rope_scaling.attention_factor);
+    backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data(), rope_scale);
+    backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data(), rope_scale);
     backend_.store_kv(store, layer, kv_dest, k.data(), v.data());
     if (!attention.keep_going(layer)) return std::nullopt;
     attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());

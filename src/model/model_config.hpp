@@ -15,15 +15,22 @@
 
 namespace infllm::model {
 
-// RoPE frequency scaling. `type` "" = none (plain rope_theta); "llama3" = Llama 3.1's
-// wavelength-dependent scaling (factor, low/high frequency factors, original context length);
-// "linear" = positions divided by `factor`.
+// RoPE frequency scaling, as transformers' rope_parameters (or the legacy rope_scaling) give it.
+// `type` "" = default (plain rope_theta); "linear" = positions divided by `factor`; "llama3" =
+// Llama 3.1's wavelength-dependent scaling (factor, low/high frequency factors, original context
+// length); "yarn" = YaRN (NTK-by-parts: frequencies between beta_fast and beta_slow rotations over
+// the original context are ramped from extrapolated to interpolated by `factor`, and cos / sin
+// multiplied by `attention_factor`).
 struct RopeScaling {
   std::string type;
   double factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 4.0;
-  std::int64_t original_max_position_embeddings = 8192;
+  double low_freq_factor = 1.0;                          // llama3
+  double high_freq_factor = 4.0;                         // llama3
+  std::int64_t original_max_position_embeddings = 8192;  // llama3, yarn
+  double attention_factor = 1.0;  // multiplies cos and sin (1 except for yarn)
+  double beta_fast = 32.0;        // yarn
+  double beta_slow = 1.0;         // yarn
+  bool truncate = true;           // yarn: correction range rounded outwards to whole dimensions
 };
 
 struct ModelConfig {
@@ -47,6 +54,12 @@ struct ModelConfig {
   std::optional<std::int64_t> bos_token_id;
   std::vector<std::int64_t> eos_token_ids;  // any of them ends generation
   std::string torch_dtype = "float32";      // dtype the weights were saved in (informational)
+  // Where the RoPE settings were read: "rope_parameters" (transformers 5), "rope_scaling" and/or
+  // "rope_theta" (the legacy top-level keys), GGUF's "<arch>.rope.*", or "" (all defaulted).
+  std::string rope_source;
+  // The keys the file did not give, with the value each took (transformers' default for the
+  // architecture, or GGUF's): "rms_norm_eps 1e-06". `infllm inspect` lists them.
+  std::vector<std::string> defaulted;
 
   std::int64_t q_dim() const { return num_heads * head_dim; }      // rows of q_proj
   std::int64_t kv_dim() const { return num_kv_heads * head_dim; }  // rows of k_proj, v_proj
@@ -58,7 +71,10 @@ struct ModelConfig {
   void validate(const std::string& file) const;
 };
 
-// Parses a Hugging Face config.json object. `file` names it in errors.
+// Parses a Hugging Face config.json object. `file` names it in errors. Every top-level key is
+// either read, known not to change the forward pass (bookkeeping, training-only, generation
+// defaults: the request carries those), or refused by name; a key that is missing takes the
+// default transformers' config class for that model_type uses, and is listed in `defaulted`.
 ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& file);
 
 // Reads and parses `path` (a config.json file).

@@ -1,12 +1,38 @@
 // rope.cpp: see rope.hpp.
 #include "model/rope.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
 #include "core/errors.hpp"
 
 namespace infllm::model {
+namespace {
+
+// YaRN (NTK-by-parts) as transformers' _compute_yarn_parameters: dimension d keeps its
+// extrapolated frequency when it turns more than beta_fast times over the original context,
+// takes the interpolated one (divided by `factor`) below beta_slow turns, and is ramped
+// linearly between the two correction dimensions.
+void yarn_scale(const RopeScaling& s, double base, std::int64_t dim, std::vector<double>& inv) {
+  const double original = double(s.original_max_position_embeddings);
+  auto correction_dim = [&](double rotations) {
+    return double(dim) * std::log(original / (rotations * 2.0 * std::numbers::pi)) /
+           (2.0 * std::log(base));
+  };
+  double low = correction_dim(s.beta_fast), high = correction_dim(s.beta_slow);
+  if (s.truncate) low = std::floor(low), high = std::ceil(high);
+  low = std::max(low, 0.0);
+  high = std::min(high, double(dim - 1));
+  if (low == high) high += 0.001;  // as transformers: no division by zero
+  for (std::size_t i = 0; i < inv.size(); ++i) {
+    const double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);
+    const double extrapolation = 1.0 - ramp;
+    inv[i] = inv[i] / s.factor * (1.0 - extrapolation) + inv[i] * extrapolation;
+  }
+}
+
+}  // namespace
 
 std::vector<float> rope_inv_freq(const ModelConfig& config, const std::vector<float>& rope_freqs) {
   const auto dim = config.head_dim;
@@ -33,6 +59,8 @@ std::vector<float> rope_inv_freq(const ModelConfig& config, const std::vector<fl
         f = (1.0 - smooth) * f / s.factor + smooth * f;
       }
     }
+  } else if (s.type == "yarn") {
+    yarn_scale(s, config.rope_theta, dim, inv);
   } else if (s.type == "linear") {
     // Linear interpolation: positions divided by `factor`, i.e. every frequency divided by it.
     for (auto& f : inv) f /= s.factor;

@@ -2,6 +2,7 @@
 #include "model/weights.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -282,6 +283,47 @@ LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
   return m;
 }
 
+namespace {
+
+// The `llama.*` metadata keys gguf_model_config reads; any other key of the architecture may
+// change the math (llama.cpp reads more for other model families), so it is refused by name.
+constexpr std::array<std::string_view, 18> kGgufLlamaKeys = {"context_length",
+                                                             "embedding_length",
+                                                             "block_count",
+                                                             "feed_forward_length",
+                                                             "attention.head_count",
+                                                             "attention.head_count_kv",
+                                                             "attention.layer_norm_rms_epsilon",
+                                                             "attention.key_length",
+                                                             "attention.value_length",
+                                                             "rope.freq_base",
+                                                             "rope.dimension_count",
+                                                             "rope.scaling.type",
+                                                             "rope.scaling.factor",
+                                                             "rope.scaling.original_context_length",
+                                                             "rope.scaling.finetuned",
+                                                             "vocab_size",
+                                                             "expert_count",
+                                                             "expert_used_count"};
+
+void check_gguf_keys(const GgufFile& g, const std::string& prefix) {
+  for (const auto& [key, value] : g.metadata()) {
+    if (!key.starts_with(prefix)) continue;
+    const std::string_view rest = std::string_view(key).substr(prefix.size());
+    if (std::find(kGgufLlamaKeys.begin(), kGgufLlamaKeys.end(), rest) == kGgufLlamaKeys.end()) {
+      throw InputError(g.path(), key,
+                       "is not a key infllm knows; it may change the model's output, so the "
+                       "model is refused rather than run without it");
+    }
+  }
+  if (g.get_int_opt(prefix + "expert_count").value_or(0) > 0) {
+    throw InputError(g.path(), prefix + "expert_count",
+                     "mixture-of-experts models are not supported");
+  }
+}
+
+}  // namespace
+
 ModelConfig gguf_model_config(const GgufFile& g) {
   const auto arch = g.get_string_opt("general.architecture");
   if (!arch) throw InputError(g.path(), "general.architecture", "missing (required)");
@@ -290,6 +332,7 @@ ModelConfig gguf_model_config(const GgufFile& g) {
                      "'" + *arch + "' is not supported (infllm reads the llama architecture)");
   }
   const std::string p = *arch + ".";
+  check_gguf_keys(g, p);
   ModelConfig c;
   c.architecture = "LlamaForCausalLM";
   c.model_type = "llama";
@@ -302,8 +345,23 @@ ModelConfig gguf_model_config(const GgufFile& g) {
                    .value_or(c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
   c.intermediate_size = g.get_int(p + "feed_forward_length");
   c.max_position_embeddings = g.get_int(p + "context_length");
-  c.rms_norm_eps = g.get_float_opt(p + "attention.layer_norm_rms_epsilon").value_or(1e-5);
-  c.rope_theta = g.get_float_opt(p + "rope.freq_base").value_or(10000.0);
+  // llama.cpp requires the epsilon for llama; without it a model would be run on a guess.
+  if (!g.find(p + "attention.layer_norm_rms_epsilon")) {
+    throw InputError(g.path(), p + "attention.layer_norm_rms_epsilon", "missing (required)");
+  }
+  c.rms_norm_eps = *g.get_float_opt(p + "attention.layer_norm_rms_epsilon");
+  if (const auto theta = g.get_float_opt(p + "rope.freq_base")) {
+    c.rope_theta = *theta;
+    c.rope_source = p + "rope.freq_base";
+  } else {
+    c.rope_theta = 10000.0;  // llama.cpp's default
+    c.defaulted.push_back(p + "rope.freq_base 10000");
+  }
+  if (const auto v = g.get_int_opt(p + "attention.value_length"); v && *v != c.head_dim) {
+    throw InputError(
+        g.path(), p + "attention.value_length",
+        std::to_string(*v) + " differs from the key length " + std::to_string(c.head_dim));
+  }
   if (const auto rot = g.get_int_opt(p + "rope.dimension_count"); rot && *rot != c.head_dim) {
     throw InputError(g.path(), p + "rope.dimension_count",
                      std::to_string(*rot) + " differs from the head dimension " +
@@ -315,7 +373,9 @@ ModelConfig gguf_model_config(const GgufFile& g) {
                        "'" + *type + "' is not supported (none or linear)");
     }
     c.rope_scaling.type = "linear";
-    c.rope_scaling.factor = g.get_float_opt(p + "rope.scaling.factor").value_or(1.0);
+    const auto factor = g.get_float_opt(p + "rope.scaling.factor");
+    if (!factor) throw InputError(g.path(), p + "rope.scaling.factor", "missing (required)");
+    c.rope_scaling.factor = *factor;
   }
   const GgufTensorInfo* embd = g.find_tensor("token_embd.weight");
   if (const auto v = g.get_int_opt(p + "vocab_size")) {

@@ -7,6 +7,9 @@
 //   small_bf16    `infllm make-model --preset small --dtype bf16`: GQA 3, untied, rope_theta
 //                 5e5 with llama3 rope scaling, bf16 weights
 //   smollm2_q4_1  SmolLM2-135M-Instruct Q4_1 GGUF, when present (skipped otherwise)
+//   hf_*          tiny models transformers built and saved itself (its config.json, bf16
+//                 safetensors), committed: Llama with rope_parameters (the transformers 5 form),
+//                 llama3 and linear scaling, Mistral, Qwen2 with YaRN in the legacy form
 // The make-model models are not committed: the test runs the built `infllm make-model` with the
 // command line the golden .json records (make-model is deterministic), after checking float64
 // sums of a few tensors so a change in make-model reads as such, not as a logits mismatch.
@@ -35,6 +38,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "model/forward.hpp"
+#include "model/rope.hpp"
 #include "model/weights.hpp"
 #include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
@@ -249,6 +253,41 @@ TEST(GoldenSmolLM2, LogitsMatchTransformers) {
       << path << " is not the GGUF the golden was made from";
   const LoadedModel m = load_model(path.string());
   check_case(g, m, kRelTol);
+}
+
+// Models saved by transformers itself, config.json and all. Besides the logits, the RoPE
+// frequencies and attention factor must be the ones transformers computed from that file.
+class GoldenTransformersSaved : public ::testing::TestWithParam<const char*> {};
+
+LoadedModel load_saved(const json& g) {
+  return load_model((golden_dir() / g.at("model").at("dir").get<std::string>()).string());
+}
+
+TEST_P(GoldenTransformersSaved, RopeAndLogitsMatchTransformers) {
+  const json g = read_golden(GetParam());
+  const LoadedModel m = load_saved(g);
+  const auto inv_freq = rope_inv_freq(m.config);
+  const auto want = g.at("rope").at("inv_freq").get<std::vector<double>>();
+  ASSERT_EQ(inv_freq.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(inv_freq[i], want[i], 2e-6 * want[i]) << "inv_freq[" << i << "]";
+  }
+  EXPECT_NEAR(m.config.rope_scaling.attention_factor,
+              g.at("rope").at("attention_scaling").get<double>(), 1e-12);
+  check_case(g, m, kRelTol);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GoldenTransformersSaved,
+                         ::testing::Values("hf_llama_rope_theta", "hf_llama3", "hf_llama_linear",
+                                           "hf_mistral", "hf_qwen2_yarn_legacy"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// The regression: transformers 5 writes rope_theta inside rope_parameters (no top-level key),
+// and infllm read the default 10000 for a model whose config says 100000.
+TEST(GoldenTransformersSaved, RopeThetaInsideRopeParametersIsRead) {
+  const LoadedModel m = load_saved(read_golden("hf_llama_rope_theta"));
+  EXPECT_EQ(m.config.rope_theta, 100000.0);
+  EXPECT_EQ(m.config.rope_source, "rope_parameters");
 }
 
 }  // namespace

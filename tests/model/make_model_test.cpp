@@ -175,6 +175,28 @@ TEST_F(MakeModel, ExecutableMakesAModelThatInspectDescribes) {
   EXPECT_NE(text.find("tokenizer.json, BPE (byte-level), 512"), std::string::npos) << text;
 }
 
+// The regression of inspect reporting rope_theta 10000 for a model that transformers 5 saved
+// with rope_theta 100000 inside rope_parameters; inspect also lists what was defaulted.
+TEST_F(MakeModel, InspectShowsTheRopeOfAModelTransformersSaved) {
+  const std::string dir = std::string(INFLLM_SOURCE_DIR) + "/tests/data/golden/hf_llama_rope_theta";
+  const auto [code, text] = run_infllm("inspect " + dir);
+  ASSERT_EQ(code, 0) << text;
+  EXPECT_NE(text.find("rope:           default (theta 100000), from rope_parameters"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("defaulted:      nothing"), std::string::npos) << text;
+  // Its config without rms_norm_eps: LlamaConfig's 1e-06, shown as defaulted.
+  nlohmann::json config;
+  std::ifstream(dir + "/config.json") >> config;
+  config.erase("rms_norm_eps");
+  fs::create_directories(out("d"));
+  std::ofstream(out("d") + "/config.json") << config.dump();
+  fs::copy_file(dir + "/model.safetensors", out("d") + "/model.safetensors");
+  const auto [code2, text2] = run_infllm("inspect " + out("d"));
+  ASSERT_EQ(code2, 0) << text2;
+  EXPECT_NE(text2.find("defaulted:      rms_norm_eps 1e-06"), std::string::npos) << text2;
+}
+
 TEST_F(MakeModel, ExecutableRejectsAnUnknownPresetWithExitTwo) {
   const auto [code, text] = run_infllm("make-model --preset huge --out " + out("m"));
   EXPECT_EQ(code, 2);

@@ -22,6 +22,7 @@
 #include "model/gguf.hpp"
 #include "model/safetensors.hpp"
 #include "model/weights.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::model {
 namespace {
@@ -269,6 +270,29 @@ TEST(LoadModel, UnknownGgufTensorTypeIsNamed) {
     EXPECT_NE(std::string(e.what()).find("type 99"), std::string::npos) << e.what();
   }
   fs::remove(path);
+}
+
+// A GGUF metadata key of the architecture that infllm does not read is refused by name, since
+// it may change the math (here llama.rope.freq_base renamed in place to llama.rope.freq_bass).
+TEST(LoadModel, UnknownGgufArchitectureKeyIsNamed) {
+  std::ifstream in(kTinyGguf, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string key = "llama.rope.freq_base";
+  const auto at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + key.size() - 1] = 's';
+  const infllm::testing::TempDir dir("infllm-gguf-key");
+  const fs::path path = dir.path() / "renamed.gguf";
+  std::ofstream(path, std::ios::binary) << bytes;
+  try {
+    load_model(path.string());
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), path.string());
+    EXPECT_NE(std::string(e.what()).find("llama.rope.freq_bass: is not a key infllm knows"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // The real default model, when scripts/fetch_model.sh has put it in the cache.

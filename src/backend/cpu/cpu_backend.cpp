@@ -75,7 +75,7 @@ void CpuBackend::rms_norm(const float* x, const float* gain, float* y, std::size
 }
 
 void CpuBackend::rope(float* x, const std::int64_t* positions, std::size_t rows, int heads,
-                      int head_dim, const float* inv_freq) {
+                      int head_dim, const float* inv_freq, float scale) {
   const int half = head_dim / 2;
   parallel_chunks(rows, 4, [&](std::size_t begin, std::size_t end) {
     std::vector<float> cos_t(half), sin_t(half);
@@ -85,8 +85,8 @@ void CpuBackend::rope(float* x, const std::int64_t* positions, std::size_t rows,
       const float pos = static_cast<float>(positions[r]);
       for (int i = 0; i < half; ++i) {
         const float angle = pos * inv_freq[i];
-        cos_t[i] = std::cos(angle);
-        sin_t[i] = std::sin(angle);
+        cos_t[i] = std::cos(angle) * scale;
+        sin_t[i] = std::sin(angle) * scale;
       }
       for (int h = 0; h < heads; ++h) {
         float* v = x + (r * heads + h) * head_dim;

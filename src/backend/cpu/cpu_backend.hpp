@@ -26,7 +26,7 @@ class CpuBackend final : public Backend {
   void rms_norm(const float* x, const float* gain, float* y, std::size_t rows, std::size_t dim,
                 float eps) override;
   void rope(float* x, const std::int64_t* positions, std::size_t rows, int heads, int head_dim,
-            const float* inv_freq) override;
+            const float* inv_freq, float scale) override;
   void silu_mul(float* gate, const float* up, std::size_t n) override;
   void add_bias(float* y, const float* bias, std::size_t rows, std::size_t n) override;
   // cpu::micro_attention with the fastest kernel this CPU supports.
