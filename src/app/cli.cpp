@@ -124,7 +124,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   job.add_options()
       ("help,h", "show this help")
       ("config", po::value<std::string>()->default_value(""), "read options from this file (key = value lines)")
-      ("model", po::value(&c.model)->required(), "model: Hugging Face directory or .gguf file")
+      ("model", po::value(&c.model)->required(), "model: Hugging Face directory, .gguf file, or ORG/NAME[@REV] already in the Hugging Face cache")
       ("input", po::value(&c.input)->required(), "input documents: .jsonl or .h5/.hdf5")
       ("output", po::value(&c.output)->required(), "output results: .jsonl or .h5/.hdf5")
       ("resume", po::bool_switch(&c.resume), "continue an interrupted run's output")

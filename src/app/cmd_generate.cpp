@@ -55,6 +55,7 @@
 #include "io/results.hpp"
 #include "model/chat_template.hpp"
 #include "model/generator.hpp"
+#include "model/hf_cache.hpp"
 #include "model/tokenizer.hpp"
 #include "model/weights.hpp"
 
@@ -207,7 +208,9 @@ struct Setup {
 
 // Everything that can be wrong before the run; rank 0 also opens the output.
 void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
-  st.weights = std::make_unique<dist::NodeWeights>(MPI_COMM_WORLD, cfg.model);
+  // A repository id (ORG/NAME[@REV]) is the snapshot in the Hugging Face cache.
+  const std::string model_path = model::resolve_model_path(cfg.model);
+  st.weights = std::make_unique<dist::NodeWeights>(MPI_COMM_WORLD, model_path);
   const model::LoadedModel& m = st.weights->model();
   st.tok.emplace(load_tokenizer(m));
   const auto docs = io::read_documents(cfg.input, io::ReadOptions{m.config.vocab_size});
@@ -235,9 +238,9 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
                                        std::to_string(st.block_bytes) + " bytes each)");
   }
   if (rank != 0) return;
-  const json fingerprint = io::make_fingerprint(cfg.model, cfg.input, output_options(cfg),
+  const json fingerprint = io::make_fingerprint(model_path, cfg.input, output_options(cfg),
                                                 static_cast<std::int64_t>(docs.size()));
-  const json run_attributes = {{"model", cfg.model},
+  const json run_attributes = {{"model", model_path},
                                {"input", cfg.input},
                                {"ranks", ranks},
                                {"version", INFLLM_VERSION},

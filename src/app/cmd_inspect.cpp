@@ -28,6 +28,7 @@
 #include "io/results.hpp"
 #include "model/dequant.hpp"
 #include "model/gguf.hpp"
+#include "model/hf_cache.hpp"
 #include "model/model_config.hpp"
 #include "model/safetensors.hpp"
 #include "model/weights.hpp"
@@ -375,8 +376,12 @@ int inspect_data(const std::string& path) {
 }  // namespace
 
 int run_inspect(const InspectConfig& config) {
-  const std::string& path = config.path;
   std::error_code ec;
+  const std::string given_ext = fs::path(config.path).extension().string();
+  const bool data = given_ext == ".jsonl" || given_ext == ".h5" || given_ext == ".hdf5" ||
+                    given_ext == ".journal";
+  // A repository id (ORG/NAME[@REV]) is the snapshot in the Hugging Face cache.
+  const std::string path = data ? config.path : model::resolve_model_path(config.path);
   if (fs::is_directory(path, ec)) return inspect_hf(path);
   const std::string ext = fs::path(path).extension().string();
   const bool journal_only = (ext == ".h5" || ext == ".hdf5") && fs::exists(path + ".journal", ec);

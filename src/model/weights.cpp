@@ -13,6 +13,7 @@
 #include "core/errors.hpp"
 #include "model/dequant.hpp"
 #include "model/gguf.hpp"
+#include "model/hf_cache.hpp"
 #include "model/safetensors.hpp"
 
 namespace infllm::model {
@@ -492,7 +493,8 @@ std::string smollm2_gguf_path() {
   return (cache / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").string();
 }
 
-LoadedModel load_model(const std::string& path, const LoadOptions& options) {
+LoadedModel load_model(const std::string& given, const LoadOptions& options) {
+  const std::string path = resolve_model_path(given);
   std::error_code ec;
   if (fs::is_directory(path, ec)) return load_hf_model(path, options);
   if (!fs::exists(path, ec)) throw InputError(path, "", "no such file or directory");

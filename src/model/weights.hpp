@@ -99,7 +99,8 @@ struct LoadedModel {
 };
 
 // Loads a model: a directory (config.json + model.safetensors, or sharded *.safetensors with
-// model.safetensors.index.json), or a .gguf file (llama architecture). Throws InputError naming
+// model.safetensors.index.json), a .gguf file (llama architecture), or a repository id whose
+// snapshot is in the Hugging Face cache (hf_cache.hpp; never downloaded). Throws InputError naming
 // the file and the problem on anything missing, malformed, or inconsistent with the config.
 struct LoadOptions {
   // false: config, tokenizer and every tensor's shape, checked as usual, but no values (each
