@@ -21,7 +21,8 @@ sequence, logits at every position). Cases:
                and architecture infllm reads: Llama with `rope_parameters` (rope_theta 1e5,
                the form transformers 5 writes), Llama llama3 and linear scaling, Mistral with
                no sliding window, and Qwen2 (q/k/v biases) with YaRN written in the legacy
-               top-level `rope_theta` / `rope_scaling` form that Qwen2.5 publishes. These
+               top-level `rope_theta` / `rope_scaling` form that Qwen2.5 publishes, and Qwen3
+               (per-head q/k RMSNorm). These
                models are committed (tests/data/golden/<case>/, about 170 KB each).
 
 The make-model models are not committed: make-model is deterministic (counter-based hash of
@@ -124,6 +125,8 @@ HF_CASES = [
     ("hf_qwen2_yarn_legacy", "qwen2",
      dict(rope_parameters={"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0,
                            "original_max_position_embeddings": 64}), 205, True),
+    ("hf_qwen3", "qwen3",
+     dict(rope_parameters={"rope_type": "default", "rope_theta": 1e6}), 206, False),
 ]
 HF_TOKENS = 40
 FINGERPRINT = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
@@ -239,6 +242,11 @@ def hf_case(name, model_type, overrides, token_seed, legacy):
     config = AutoConfig.for_model(model_type, **{**HF_SHAPE, **overrides})
     torch.manual_seed(token_seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # transformers initialises RMSNorm gains to 1; random gains make each norm's weight count.
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if "norm" in pname:
+                p.uniform_(0.5, 1.5)
     model.to(torch.bfloat16).save_pretrained(out_dir)
     # infllm reads config.json and the weights; the generation defaults are not the model's math.
     os.remove(os.path.join(out_dir, "generation_config.json"))

@@ -86,18 +86,7 @@ model::Tokenizer load_tokenizer(const model::LoadedModel& m) {
 // The chat template the model carries: GGUF metadata, or tokenizer_config.json beside an HF model.
 std::string chat_template_text(const model::LoadedModel& m) {
   if (m.gguf_tokenizer) return m.gguf_tokenizer->chat_template;
-  const auto path = std::filesystem::path(m.path) / "tokenizer_config.json";
-  std::ifstream in(path);
-  if (!in) return "";
-  try {
-    const json j = json::parse(in);
-    if (j.contains("chat_template") && j["chat_template"].is_string()) {
-      return j["chat_template"].get<std::string>();
-    }
-  } catch (const json::exception& e) {
-    throw InputError(path.string(), "", std::string("not JSON: ") + e.what());
-  }
-  return "";
+  return model::hf_chat_template_text(m.path);
 }
 
 std::vector<std::int32_t> eos_ids(const model::LoadedModel& m, const model::Tokenizer& t) {

@@ -26,6 +26,7 @@
 #include "io/hdf5_file.hpp"
 #include "io/hdf5_results.hpp"
 #include "io/results.hpp"
+#include "model/chat_template.hpp"
 #include "model/dequant.hpp"
 #include "model/gguf.hpp"
 #include "model/hf_cache.hpp"
@@ -83,7 +84,17 @@ void print_config(const model::ModelConfig& c) {
             << c.head_dim << ", intermediate " << c.intermediate_size << "\n"
             << "positions:      max " << c.max_position_embeddings << "\n"
             << "rope:           " << rope_text(c) << "\n";
-  if (c.sliding_window) std::cout << "attention:      sliding window " << *c.sliding_window << "\n";
+  std::cout << "attention:      " << (c.attention_bias ? "q/k/v biases" : "no biases")
+            << (c.qk_norm ? ", q/k RMSNorm per head" : "");
+  if (c.sliding_window) std::cout << ", sliding window " << *c.sliding_window << " (refused)";
+  std::cout << "\n";
+  // The CPU build keeps K and V in f32, every layer on the rank that serves the token.
+  const std::int64_t kv_bytes = 2 * c.num_layers * c.kv_dim() * 4;
+  std::cout << "kv cache:       " << kv_bytes << " bytes per token per rank (f32: 2 x "
+            << c.num_layers << " layers x " << c.kv_dim() << "); " << std::fixed
+            << std::setprecision(1) << double(kv_bytes) * 1e6 / 1073741824.0
+            << " GiB per million tokens\n"
+            << std::defaultfloat;
   std::cout << "norm:           RMSNorm eps " << c.rms_norm_eps << "\n"
             << "embeddings:     " << (c.tie_word_embeddings ? "tied" : "untied") << "\n";
   std::cout << "special ids:    bos "
@@ -97,6 +108,23 @@ void print_config(const model::ModelConfig& c) {
     std::cout << (i > 0 ? ", " : "") << c.defaulted[i];
   }
   std::cout << "\n";
+}
+
+// "chat template:  llama3 (1234 characters)", or why generate cannot render `messages`.
+void print_chat_template(const std::string& text, const std::string& source) {
+  std::cout << "chat template:  ";
+  if (text.empty()) {
+    std::cout << "none (inputs with `messages` are refused)\n";
+    return;
+  }
+  try {
+    const auto t = model::ChatTemplate::recognize(text, source);
+    std::cout << model::chat_template_family_name(t.family()) << " (" << text.size()
+              << " characters)\n";
+  } catch (const InputError&) {
+    std::cout << "not recognized (" << text.size()
+              << " characters; inputs with `messages` are refused)\n";
+  }
 }
 
 void print_tensors(std::int64_t params, std::size_t count,
@@ -155,6 +183,7 @@ int inspect_hf(const std::string& dir) {
   } else {
     std::cout << "tokenizer:      none (no tokenizer.json)\n";
   }
+  print_chat_template(model::hf_chat_template_text(dir), dir + "/tokenizer_config.json");
   return 0;
 }
 
@@ -176,14 +205,7 @@ int inspect_gguf(const std::string& path) {
             << (tok.pre.empty() ? "default" : tok.pre) << ", " << tok.tokens.size() << " tokens, "
             << tok.merges.size() << " merges, add_bos "
             << (tok.add_bos_token.value_or(false) ? "true" : "false") << "\n";
-  std::cout << "chat template:  ";
-  if (tok.chat_template.empty()) {
-    std::cout << "none\n";
-  } else {
-    std::cout << tok.chat_template.size() << " characters"
-              << (tok.chat_template.find("<|im_start|>") != std::string::npos ? " (ChatML)" : "")
-              << "\n";
-  }
+  print_chat_template(tok.chat_template, path);
   return 0;
 }
 

@@ -3,6 +3,10 @@
 // evaluates Jinja.
 #include "model/chat_template.hpp"
 
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "core/errors.hpp"
 
 namespace infllm::model {
@@ -120,6 +124,21 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages,
   }
   if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
   return out;
+}
+
+std::string hf_chat_template_text(const std::string& dir) {
+  const auto path = std::filesystem::path(dir) / "tokenizer_config.json";
+  std::ifstream in(path);
+  if (!in) return "";
+  try {
+    const nlohmann::json j = nlohmann::json::parse(in);
+    if (j.contains("chat_template") && j["chat_template"].is_string()) {
+      return j["chat_template"].get<std::string>();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(path.string(), "", std::string("not JSON: ") + e.what());
+  }
+  return "";
 }
 
 }  // namespace infllm::model

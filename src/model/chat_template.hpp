@@ -60,4 +60,8 @@ class ChatTemplate {
 
 std::string_view chat_template_family_name(ChatTemplateFamily family);
 
+// The chat_template of a Hugging Face directory's tokenizer_config.json; "" when the file or the
+// key is absent. A tokenizer_config.json that is not JSON throws InputError naming it.
+std::string hf_chat_template_text(const std::string& dir);
+
 }  // namespace infllm::model

@@ -172,6 +172,10 @@ std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence
       backend_.add_bias(k.data(), w.k_bias.ptr(), T, KV);
       backend_.add_bias(v.data(), w.v_bias.ptr(), T, KV);
     }
+    if (!w.q_norm.empty()) {  // Qwen3: RMSNorm over each head, before RoPE
+      backend_.rms_norm(q.data(), w.q_norm.ptr(), q.data(), T * q_heads, hd, eps);
+      backend_.rms_norm(k.data(), w.k_norm.ptr(), k.data(), T * kv_heads, hd, eps);
+    }
     const auto rope_scale = static_cast<float>(config_.rope_scaling.attention_factor);
     backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data(), rope_scale);
     backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data(), rope_scale);

@@ -102,7 +102,7 @@ class Fields {
 };
 
 // What transformers' config class of one model_type reads, and its defaults (transformers
-// 5.24: LlamaConfig, MistralConfig, Qwen2Config).
+// 5.24: LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config).
 struct ArchSpec {
   const char* model_type;
   const char* causal_lm;  // the architectures[0] whose weights and forward pass infllm runs
@@ -111,57 +111,52 @@ struct ArchSpec {
   std::int64_t max_position_embeddings;
   std::optional<std::int64_t> bos_token_id, eos_token_id;
   std::optional<std::int64_t> sliding_window;  // the window a missing key means
+  std::optional<std::int64_t> head_dim;        // nullopt: hidden_size / num_attention_heads
   bool qkv_bias;
+  bool qk_norm;
   std::vector<std::string_view> own_keys;  // keys beyond the shared ones below
 };
 
+// clang-format off
 const std::vector<ArchSpec>& arch_specs() {
   static const std::vector<ArchSpec> specs = {
-      {"llama",
-       "LlamaForCausalLM",
-       32000,
-       4096,
-       11008,
-       32,
-       32,
-       std::nullopt,
-       2048,
-       1,
-       2,
-       std::nullopt,
-       false,
-       {"attention_bias", "mlp_bias", "pretraining_tp"}},
-      {"mistral",
-       "MistralForCausalLM",
-       32000,
-       4096,
-       14336,
-       32,
-       32,
-       8,
-       131072,
-       1,
-       2,
-       4096,
-       false,
-       {"sliding_window"}},
-      {"qwen2",
-       "Qwen2ForCausalLM",
-       151936,
-       4096,
-       22016,
-       32,
-       32,
-       32,
-       32768,
-       std::nullopt,
-       std::nullopt,
-       std::nullopt,
-       true,
-       {"use_sliding_window", "sliding_window", "max_window_layers", "layer_types"}},
+      {.model_type = "llama",
+       .causal_lm = "LlamaForCausalLM",
+       .vocab_size = 32000, .hidden_size = 4096, .intermediate_size = 11008,
+       .num_layers = 32, .num_heads = 32, .num_kv_heads = std::nullopt,
+       .max_position_embeddings = 2048, .bos_token_id = 1, .eos_token_id = 2,
+       .sliding_window = std::nullopt, .head_dim = std::nullopt,
+       .qkv_bias = false, .qk_norm = false,
+       .own_keys = {"attention_bias", "mlp_bias", "pretraining_tp"}},
+      {.model_type = "mistral",
+       .causal_lm = "MistralForCausalLM",
+       .vocab_size = 32000, .hidden_size = 4096, .intermediate_size = 14336,
+       .num_layers = 32, .num_heads = 32, .num_kv_heads = 8,
+       .max_position_embeddings = 131072, .bos_token_id = 1, .eos_token_id = 2,
+       .sliding_window = 4096, .head_dim = std::nullopt,
+       .qkv_bias = false, .qk_norm = false,
+       .own_keys = {"sliding_window"}},
+      {.model_type = "qwen2",
+       .causal_lm = "Qwen2ForCausalLM",
+       .vocab_size = 151936, .hidden_size = 4096, .intermediate_size = 22016,
+       .num_layers = 32, .num_heads = 32, .num_kv_heads = 32,
+       .max_position_embeddings = 32768, .bos_token_id = std::nullopt,
+       .eos_token_id = std::nullopt, .sliding_window = std::nullopt, .head_dim = std::nullopt,
+       .qkv_bias = true, .qk_norm = false,
+       .own_keys = {"use_sliding_window", "sliding_window", "max_window_layers", "layer_types"}},
+      {.model_type = "qwen3",
+       .causal_lm = "Qwen3ForCausalLM",
+       .vocab_size = 151936, .hidden_size = 4096, .intermediate_size = 22016,
+       .num_layers = 32, .num_heads = 32, .num_kv_heads = 32,
+       .max_position_embeddings = 32768, .bos_token_id = std::nullopt,
+       .eos_token_id = std::nullopt, .sliding_window = std::nullopt, .head_dim = 128,
+       .qkv_bias = false, .qk_norm = true,
+       .own_keys = {"attention_bias", "use_sliding_window", "sliding_window",
+                    "max_window_layers", "layer_types"}},
   };
   return specs;
 }
+// clang-format on
 
 // Keys every supported architecture reads; parse_hf_config handles each of them.
 constexpr std::array<std::string_view, 21> kSharedKeys = {"architectures",
@@ -239,7 +234,7 @@ const ArchSpec& arch_of(const json& j, const std::string& file) {
   }
   throw InputError(
       file, "model_type",
-      "'" + type + "' is not a Llama-family decoder infllm runs (llama, mistral, qwen2)");
+      "'" + type + "' is not a Llama-family decoder infllm runs (llama, mistral, qwen2, qwen3)");
 }
 
 void check_keys(const json& j, const ArchSpec& spec, const std::string& file) {
@@ -387,7 +382,7 @@ std::optional<std::int64_t> sliding_window_of(const json& j, const ArchSpec& spe
     }
     return f.has("sliding_window") ? std::optional(f.integer("sliding_window")) : std::nullopt;
   }
-  if (std::string_view(spec.model_type) != "qwen2") return std::nullopt;
+  if (!listed(spec.own_keys, "use_sliding_window")) return std::nullopt;
   if (f.has("layer_types")) {
     const json& types = j.at("layer_types");
     if (!types.is_array() || std::ssize(types) != c.num_layers) {
@@ -414,7 +409,8 @@ std::int64_t ModelConfig::parameter_count() const {
                                  q_dim() * hidden_size +                   // o
                                  3 * hidden_size * intermediate_size +     // gate, up, down
                                  2 * hidden_size +                         // two norms
-                                 (attention_bias ? q_dim() + 2 * kv_dim() : 0);
+                                 (attention_bias ? q_dim() + 2 * kv_dim() : 0) +
+                                 (qk_norm ? 2 * head_dim : 0);
   const std::int64_t embed = vocab_size * hidden_size;
   return embed + (tie_word_embeddings ? 0 : embed) + num_layers * per_layer + hidden_size;
 }
@@ -502,21 +498,24 @@ ModelConfig parse_hf_config(const json& j, const std::string& file) {
   c.num_kv_heads = f.present("num_key_value_heads") || !spec.num_kv_heads
                        ? f.integer("num_key_value_heads", c.num_heads)
                        : f.integer("num_key_value_heads", *spec.num_kv_heads);
-  c.head_dim = f.integer("head_dim", c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
+  c.head_dim = f.integer("head_dim", spec.head_dim     ? *spec.head_dim
+                                     : c.num_heads > 0 ? c.hidden_size / c.num_heads
+                                                       : 0);
   c.intermediate_size = f.integer("intermediate_size", spec.intermediate_size);
   c.max_position_embeddings = f.integer("max_position_embeddings", spec.max_position_embeddings);
   c.rms_norm_eps = f.number("rms_norm_eps", 1e-6);
   parse_rope(j, c, file);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
   c.attention_bias = spec.qkv_bias;
-  if (std::string_view(spec.model_type) == "llama") {
-    // transformers' Llama puts attention_bias on o_proj too and mlp_bias on the MLP.
-    if (f.boolean("attention_bias", false)) {
-      throw InputError(file, "attention_bias", "Llama attention biases are not supported");
-    }
-    if (f.boolean("mlp_bias", false)) {
-      throw InputError(file, "mlp_bias", "MLP biases are not supported");
-    }
+  c.qk_norm = spec.qk_norm;
+  // transformers' Llama and Qwen3 put attention_bias on o_proj too, and Llama mlp_bias on the
+  // MLP: neither is implemented.
+  if (listed(spec.own_keys, "attention_bias") && f.boolean("attention_bias", false)) {
+    throw InputError(file, "attention_bias",
+                     std::string("attention biases of ") + spec.model_type + " are not supported");
+  }
+  if (listed(spec.own_keys, "mlp_bias") && f.boolean("mlp_bias", false)) {
+    throw InputError(file, "mlp_bias", "MLP biases are not supported");
   }
   c.sliding_window = sliding_window_of(j, spec, c, file);
   if (f.present("bos_token_id")) {
@@ -591,7 +590,8 @@ json to_hf_json(const ModelConfig& c) {
   } else if (c.model_type == "mistral") {
     // A missing key means MistralConfig's 4096-token window; null means none.
     j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
-  } else if (c.model_type == "qwen2") {
+  } else if (c.model_type == "qwen2" || c.model_type == "qwen3") {
+    if (c.model_type == "qwen3") j["attention_bias"] = false;
     j["use_sliding_window"] = c.sliding_window.has_value();
     if (c.sliding_window) {
       j["sliding_window"] = *c.sliding_window;

@@ -35,7 +35,7 @@ struct RopeScaling {
 
 struct ModelConfig {
   std::string architecture = "LlamaForCausalLM";  // HF "architectures"[0]
-  std::string model_type = "llama";               // llama | mistral | qwen2
+  std::string model_type = "llama";               // llama | mistral | qwen2 | qwen3
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
   std::int64_t num_layers = 0;
@@ -49,6 +49,7 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry biases (Qwen2)
+  bool qk_norm = false;         // q and k heads RMS-normed (own gains) before RoPE (Qwen3)
   // Mistral-style sliding-window attention; nullopt = full attention.
   std::optional<std::int64_t> sliding_window;
   std::optional<std::int64_t> bos_token_id;

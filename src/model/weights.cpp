@@ -34,57 +34,62 @@ struct WeightSlot {
   const char* gguf;  // suffix after "blk.N."
   Tensor LayerWeights::*member;
   Shape (*shape)(const ModelConfig&);
-  bool bias;  // present only with config.attention_bias
+  enum class When { kAlways, kAttentionBias, kQkNorm } when;  // which configs have it
 };
 
 const std::vector<WeightSlot>& layer_slots() {
   using C = const ModelConfig&;
+  using W = WeightSlot::When;
   static const std::vector<WeightSlot> kSlots = {
       {"input_layernorm.weight", "attn_norm.weight", &LayerWeights::attn_norm,
-       [](C c) { return Shape{c.hidden_size}; }, false},
+       [](C c) { return Shape{c.hidden_size}; }, W::kAlways},
       {"self_attn.q_proj.weight", "attn_q.weight", &LayerWeights::q,
        [](C c) {
          return Shape{c.q_dim(), c.hidden_size};
        },
-       false},
+       W::kAlways},
       {"self_attn.k_proj.weight", "attn_k.weight", &LayerWeights::k,
        [](C c) {
          return Shape{c.kv_dim(), c.hidden_size};
        },
-       false},
+       W::kAlways},
       {"self_attn.v_proj.weight", "attn_v.weight", &LayerWeights::v,
        [](C c) {
          return Shape{c.kv_dim(), c.hidden_size};
        },
-       false},
+       W::kAlways},
       {"self_attn.o_proj.weight", "attn_output.weight", &LayerWeights::o,
        [](C c) {
          return Shape{c.hidden_size, c.q_dim()};
        },
-       false},
+       W::kAlways},
       {"self_attn.q_proj.bias", "attn_q.bias", &LayerWeights::q_bias,
-       [](C c) { return Shape{c.q_dim()}; }, true},
+       [](C c) { return Shape{c.q_dim()}; }, W::kAttentionBias},
       {"self_attn.k_proj.bias", "attn_k.bias", &LayerWeights::k_bias,
-       [](C c) { return Shape{c.kv_dim()}; }, true},
+       [](C c) { return Shape{c.kv_dim()}; }, W::kAttentionBias},
       {"self_attn.v_proj.bias", "attn_v.bias", &LayerWeights::v_bias,
-       [](C c) { return Shape{c.kv_dim()}; }, true},
+       [](C c) { return Shape{c.kv_dim()}; }, W::kAttentionBias},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight", &LayerWeights::q_norm,
+       [](C c) { return Shape{c.head_dim}; }, W::kQkNorm},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight", &LayerWeights::k_norm,
+       [](C c) { return Shape{c.head_dim}; }, W::kQkNorm},
       {"post_attention_layernorm.weight", "ffn_norm.weight", &LayerWeights::ffn_norm,
-       [](C c) { return Shape{c.hidden_size}; }, false},
+       [](C c) { return Shape{c.hidden_size}; }, W::kAlways},
       {"mlp.gate_proj.weight", "ffn_gate.weight", &LayerWeights::gate,
        [](C c) {
          return Shape{c.intermediate_size, c.hidden_size};
        },
-       false},
+       W::kAlways},
       {"mlp.up_proj.weight", "ffn_up.weight", &LayerWeights::up,
        [](C c) {
          return Shape{c.intermediate_size, c.hidden_size};
        },
-       false},
+       W::kAlways},
       {"mlp.down_proj.weight", "ffn_down.weight", &LayerWeights::down,
        [](C c) {
          return Shape{c.hidden_size, c.intermediate_size};
        },
-       false},
+       W::kAlways},
   };
   return kSlots;
 }
@@ -106,7 +111,8 @@ std::vector<Wanted> wanted_tensors(const ModelConfig& c, Weights& w, bool gguf) 
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string prefix = (gguf ? "blk." : "model.layers.") + std::to_string(i) + ".";
     for (const auto& s : layer_slots()) {
-      if (s.bias && !c.attention_bias) continue;
+      if (s.when == WeightSlot::When::kAttentionBias && !c.attention_bias) continue;
+      if (s.when == WeightSlot::When::kQkNorm && !c.qk_norm) continue;
       out.push_back({prefix + (gguf ? s.gguf : s.hf), s.shape(c),
                      &(w.layers[static_cast<std::size_t>(i)].*s.member), true});
     }
@@ -509,7 +515,7 @@ std::vector<Tensor*> all_tensors(Weights& w) {
   add(w.embed);
   for (auto& l : w.layers) {
     for (Tensor* t : {&l.attn_norm, &l.q, &l.k, &l.v, &l.o, &l.q_bias, &l.k_bias, &l.v_bias,
-                      &l.ffn_norm, &l.gate, &l.up, &l.down}) {
+                      &l.q_norm, &l.k_norm, &l.ffn_norm, &l.gate, &l.up, &l.down}) {
       add(*t);
     }
   }

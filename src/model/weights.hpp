@@ -64,6 +64,8 @@ struct LayerWeights {
   Tensor q_bias;     // (Q)  only when config.attention_bias (Qwen2); empty otherwise
   Tensor k_bias;     // (KV)
   Tensor v_bias;     // (KV)
+  Tensor q_norm;     // (head_dim) only when config.qk_norm (Qwen3): RMSNorm gain of each q head
+  Tensor k_norm;     // (head_dim)                                 and of each k head
   Tensor ffn_norm;   // (H)        post_attention_layernorm, RMSNorm gain before the MLP
   Tensor gate;       // (F, H)     gate_proj; MLP = down(silu(gate x) * up x)
   Tensor up;         // (F, H)     up_proj

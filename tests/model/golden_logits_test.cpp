@@ -9,7 +9,7 @@
 //   smollm2_q4_1  SmolLM2-135M-Instruct Q4_1 GGUF, when present (skipped otherwise)
 //   hf_*          tiny models transformers built and saved itself (its config.json, bf16
 //                 safetensors), committed: Llama with rope_parameters (the transformers 5 form),
-//                 llama3 and linear scaling, Mistral, Qwen2 with YaRN in the legacy form
+//                 llama3 and linear scaling, Mistral, Qwen2 with YaRN in the legacy form, Qwen3
 // The make-model models are not committed: the test runs the built `infllm make-model` with the
 // command line the golden .json records (make-model is deterministic), after checking float64
 // sums of a few tensors so a change in make-model reads as such, not as a logits mismatch.
@@ -279,7 +279,7 @@ TEST_P(GoldenTransformersSaved, RopeAndLogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenTransformersSaved,
                          ::testing::Values("hf_llama_rope_theta", "hf_llama3", "hf_llama_linear",
-                                           "hf_mistral", "hf_qwen2_yarn_legacy"),
+                                           "hf_mistral", "hf_qwen2_yarn_legacy", "hf_qwen3"),
                          [](const auto& info) { return std::string(info.param); });
 
 // The regression: transformers 5 writes rope_theta inside rope_parameters (no top-level key),

@@ -173,6 +173,9 @@ TEST_F(MakeModel, ExecutableMakesAModelThatInspectDescribes) {
   EXPECT_NE(text.find("parameters:     361,088"), std::string::npos) << text;
   EXPECT_NE(text.find("tensors:        20 (BF16 20)"), std::string::npos) << text;
   EXPECT_NE(text.find("tokenizer.json, BPE (byte-level), 512"), std::string::npos) << text;
+  EXPECT_NE(text.find("chat template:  chatml ("), std::string::npos) << text;
+  // 2 (K and V) x 2 layers x 2 KV heads x 32 dims x 4 bytes.
+  EXPECT_NE(text.find("kv cache:       1024 bytes per token per rank"), std::string::npos) << text;
 }
 
 // The regression of inspect reporting rope_theta 10000 for a model that transformers 5 saved
@@ -185,6 +188,11 @@ TEST_F(MakeModel, InspectShowsTheRopeOfAModelTransformersSaved) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("defaulted:      nothing"), std::string::npos) << text;
+  EXPECT_NE(text.find("chat template:  none"), std::string::npos) << text;
+  const auto qwen3 =
+      run_infllm("inspect " + std::string(INFLLM_SOURCE_DIR) + "/tests/data/golden/hf_qwen3");
+  EXPECT_NE(qwen3.out.find("attention:      no biases, q/k RMSNorm per head"), std::string::npos)
+      << qwen3.out;
   // Its config without rms_norm_eps: LlamaConfig's 1e-06, shown as defaulted.
   nlohmann::json config;
   std::ifstream(dir + "/config.json") >> config;
