@@ -22,7 +22,10 @@ sequence, logits at every position). Cases:
                the form transformers 5 writes), Llama llama3 and linear scaling, Mistral with
                no sliding window, and Qwen2 (q/k/v biases) with YaRN written in the legacy
                top-level `rope_theta` / `rope_scaling` form that Qwen2.5 publishes, and Qwen3
-               (per-head q/k RMSNorm). These
+               (per-head q/k RMSNorm), and Llama-2 with the SentencePiece tokenizer and
+               Llama-2-chat template of tests/data/tokenizer (its tokens are an Austen
+               sentence, and the .json also records transformers' greedy continuation of a
+               chat prompt, to compare with `infllm generate`). These
                models are committed (tests/data/golden/<case>/, about 170 KB each).
 
 The make-model models are not committed: make-model is deterministic (counter-based hash of
@@ -127,7 +130,17 @@ HF_CASES = [
                            "original_max_position_embeddings": 64}), 205, True),
     ("hf_qwen3", "qwen3",
      dict(rope_parameters={"rope_type": "default", "rope_theta": 1e6}), 206, False),
+    # Llama-2 as published: legacy config form, untied, with the SentencePiece tokenizer and
+    # Llama-2-chat template of tests/data/tokenizer (vocabulary 2000; a narrower model keeps
+    # the files small).
+    ("hf_llama2_spm", "llama",
+     dict(vocab_size=2000, hidden_size=32, intermediate_size=64, head_dim=8,
+          rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), 207, True),
 ]
+HF_WITH_TOKENIZER = {"hf_llama2_spm"}
+LLAMA2_MESSAGES = [{"role": "system", "content": "Answer as Miss Bates would."},
+                   {"role": "user", "content": "What did Emma say at Box Hill?"}]
+GREEDY_TOKENS = 12
 HF_TOKENS = 40
 FINGERPRINT = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
                "model.layers.0.mlp.down_proj.weight", "model.norm.weight", "lm_head.weight"]
@@ -257,10 +270,16 @@ def hf_case(name, model_type, overrides, token_seed, legacy):
         with open(path, "w") as f:
             json.dump(legacy_rope_form(saved), f, indent=2, sort_keys=True)
             f.write("\n")
+    greedy = None
+    if name in HF_WITH_TOKENIZER:
+        tokenizer, tokens, greedy = add_sentencepiece_tokenizer(out_dir)
     # The reference is the model transformers loads back from those files (bf16 upcast to f32).
     model = load_hf(out_dir)
-    tokens = np.random.default_rng(token_seed).integers(0, HF_SHAPE["vocab_size"],
-                                                        HF_TOKENS).tolist()
+    if greedy is None:
+        tokens = np.random.default_rng(token_seed).integers(0, config.vocab_size,
+                                                            HF_TOKENS).tolist()
+    else:
+        greedy.update(greedy_continuation(model, greedy["prompt_ids"]))
     logits = teacher_forced_logits(model, tokens)
     rope = model.model.rotary_emb
     meta = {"model": {"kind": "transformers", "dir": name, "model_type": model_type,
@@ -269,7 +288,50 @@ def hf_case(name, model_type, overrides, token_seed, legacy):
             "rope": {"inv_freq": [float(v) for v in rope.inv_freq],
                      "attention_scaling": float(rope.attention_scaling)},
             "tokens": tokens}
+    if greedy is not None:
+        meta["greedy"] = greedy
     write_case(name, meta, logits, list(range(len(tokens))))
+
+
+def add_sentencepiece_tokenizer(out_dir):
+    """Puts the SentencePiece tokenizer.json and a tokenizer_config.json with the Llama-2-chat
+    template beside the model; returns the tokenizer, the ids of an Austen sentence (with BOS)
+    and the chat prompt's ids (rendered by Jinja, as apply_chat_template renders it)."""
+    import shutil
+    import jinja2.sandbox
+    from tokenizers import Tokenizer
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_sentencepiece_golden import LLAMA2_TEMPLATE
+    data = os.path.join(ROOT, "tests", "data", "tokenizer")
+    shutil.copy(os.path.join(data, "spm_legacy_tokenizer.json"),
+                os.path.join(out_dir, "tokenizer.json"))
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                   "chat_template": LLAMA2_TEMPLATE}, f, indent=2)
+        f.write("\n")
+    tokenizer = Tokenizer.from_file(os.path.join(out_dir, "tokenizer.json"))
+    tokens = tokenizer.encode(SMOLLM2_TEXT).ids
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    prompt = env.from_string(LLAMA2_TEMPLATE).render(
+        messages=LLAMA2_MESSAGES, add_generation_prompt=True, bos_token="<s>", eos_token="</s>")
+    greedy = {"messages": LLAMA2_MESSAGES, "prompt": prompt,
+              "prompt_ids": tokenizer.encode(prompt, add_special_tokens=False).ids}
+    return tokenizer, tokens, greedy
+
+
+def greedy_continuation(model, prompt_ids):
+    """GREEDY_TOKENS argmax steps (no end-of-sequence stop), one full forward call a step, and
+    each step's top-2 gap (the test compares up to the first near tie)."""
+    import numpy as np
+    ids = list(prompt_ids)
+    out, gaps = [], []
+    for _ in range(GREEDY_TOKENS):
+        row = teacher_forced_logits(model, ids)[-1]
+        order = np.argsort(-row, kind="stable")
+        out.append(int(order[0]))
+        gaps.append(float(row[order[0]] - row[order[1]]))
+        ids.append(int(order[0]))
+    return {"tokens": out, "top2_gap": gaps}
 
 
 def smollm2_case(gguf_path):

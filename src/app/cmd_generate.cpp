@@ -120,7 +120,11 @@ model::GenRequest make_request(const io::Document& doc, const GenerateConfig& cf
     }
     std::vector<model::ChatMessage> msgs;
     for (const auto& m : *doc.messages) msgs.push_back({m.role, m.content});
-    r.prompt = tok.encode(chat->render(msgs), model::EncodeOptions{.add_special = false});
+    try {
+      r.prompt = tok.encode(chat->render(msgs), model::EncodeOptions{.add_special = false});
+    } catch (const model::ChatRenderError& e) {
+      throw InputError(input, doc.where + " messages", e.what());
+    }
   }
   const auto& o = doc.overrides;
   r.max_new_tokens = doc.max_new_tokens.value_or(cfg.max_new_tokens);

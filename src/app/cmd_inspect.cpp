@@ -149,9 +149,15 @@ void print_hf_tokenizer(const std::string& path) {
   }
   const auto& m = j.value("model", nlohmann::json::object());
   const auto& pre = j.value("pre_tokenizer", nlohmann::json::object());
+  const bool byte_level = pre.is_object() && pre.dump().find("\"ByteLevel\"") != std::string::npos;
+  const bool sentencepiece =
+      !byte_level && (m.value("byte_fallback", false) ||
+                      (pre.is_object() && pre.value("type", "") == "Metaspace") ||
+                      !j.value("normalizer", nlohmann::json()).is_null());
   std::cout << "tokenizer:      tokenizer.json, " << m.value("type", std::string("?"))
-            << (pre.is_object() && pre.value("type", std::string()) == "ByteLevel" ? " (byte-level)"
-                                                                                   : "")
+            << (byte_level      ? " (byte-level)"
+                : sentencepiece ? " (SentencePiece-style)"
+                                : "")
             << ", " << m.value("vocab", nlohmann::json::object()).size() << " vocabulary entries, "
             << m.value("merges", nlohmann::json::array()).size() << " merges, "
             << j.value("added_tokens", nlohmann::json::array()).size() << " added tokens\n";
@@ -201,9 +207,11 @@ int inspect_gguf(const std::string& path) {
   print_tensors(params, g.tensors().size(), by_type);
   const model::GgufTokenizerData tok = model::read_gguf_tokenizer(g);
   std::cout << "tokenizer:      GGUF " << (tok.model.empty() ? "?" : tok.model)
-            << (tok.model == "gpt2" ? " (byte-level BPE)" : "") << ", pre "
-            << (tok.pre.empty() ? "default" : tok.pre) << ", " << tok.tokens.size() << " tokens, "
-            << tok.merges.size() << " merges, add_bos "
+            << (tok.model == "gpt2"    ? " (byte-level BPE)"
+                : tok.model == "llama" ? " (SentencePiece-style BPE, merges by score)"
+                                       : "")
+            << ", pre " << (tok.pre.empty() ? "default" : tok.pre) << ", " << tok.tokens.size()
+            << " tokens, " << tok.merges.size() << " merges, add_bos "
             << (tok.add_bos_token.value_or(false) ? "true" : "false") << "\n";
   print_chat_template(tok.chat_template, path);
   return 0;

@@ -1,6 +1,6 @@
-// chat_template.cpp: recognising and rendering ChatML and Llama-3 chat templates (see the
-// header). Recognition reads markers and literal strings out of the Jinja source; it never
-// evaluates Jinja.
+// chat_template.cpp: recognising and rendering ChatML, Llama-3, Llama-2 and Mistral chat
+// templates (see the header). Recognition reads markers and literal strings out of the Jinja
+// source; it never evaluates Jinja.
 #include "model/chat_template.hpp"
 
 #include <filesystem>
@@ -60,8 +60,46 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
+// Python's str.strip(): whitespace at both ends (Unicode spaces beyond ASCII are rare in
+// prompts; the ASCII ones and U+00A0-free text are what the templates see in practice).
+std::string strip(const std::string& s) { return trim(s); }
+
+// [INST] families: the system message (if the first message is one) and the rest, which must
+// alternate user / assistant starting with a user turn, as their templates require.
+std::span<const ChatMessage> alternating_turns(std::span<const ChatMessage> messages,
+                                               bool system_allowed, std::string* system) {
+  if (!messages.empty() && messages.front().role == "system") {
+    if (!system_allowed) {
+      throw ChatRenderError("this chat template supports only user and assistant roles");
+    }
+    *system = messages.front().content;
+    messages = messages.subspan(1);
+  }
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const std::string& want = i % 2 == 0 ? "user" : "assistant";
+    if (messages[i].role != want) {
+      throw ChatRenderError("message " + std::to_string(i + 1) + " has role '" + messages[i].role +
+                            "' where the template needs '" + want +
+                            "' (user and assistant turns must alternate)");
+    }
+  }
+  return messages;
+}
+
 std::string_view chat_template_family_name(ChatTemplateFamily family) {
-  return family == ChatTemplateFamily::kChatMl ? "chatml" : "llama3";
+  switch (family) {
+    case ChatTemplateFamily::kChatMl:
+      return "chatml";
+    case ChatTemplateFamily::kLlama3:
+      return "llama3";
+    case ChatTemplateFamily::kLlama2:
+      return "llama2";
+    case ChatTemplateFamily::kMistral:
+      return "mistral";
+    case ChatTemplateFamily::kMistralSystem:
+      return "mistral (with system)";
+  }
+  return "?";
 }
 
 ChatTemplate ChatTemplate::recognize(std::string_view t, const std::string& source,
@@ -84,12 +122,28 @@ ChatTemplate ChatTemplate::recognize(std::string_view t, const std::string& sour
     out.knowledge_date_header_ = contains(t, "Cutting Knowledge Date");
     return out;
   }
+  if (contains(t, "[INST]") && contains(t, "[/INST]")) {
+    if (contains(t, "<<SYS>>") && contains(t, "content.strip()")) {
+      out.family_ = ChatTemplateFamily::kLlama2;
+      return out;
+    }
+    if (contains(t, "' [INST] ' + system_message")) {
+      out.family_ = ChatTemplateFamily::kMistralSystem;
+      return out;
+    }
+    if (contains(t, "'[INST] ' + message['content'] + ' [/INST]'") &&
+        !contains(t, "system_message") && contains(t, "message['content'] + eos_token")) {
+      out.family_ = ChatTemplateFamily::kMistral;
+      return out;
+    }
+  }
   if (t.empty()) throw InputError(source, "chat_template", "the model has no chat template");
   std::string head(t.substr(0, 160));
   if (t.size() > head.size()) head += "...";
   throw InputError(source, "chat_template",
                    "unrecognised chat template (known families: ChatML with <|im_start|>, "
-                   "Llama-3 with <|start_header_id|>): \"" +
+                   "Llama-3 with <|start_header_id|>, Llama-2 [INST] with <<SYS>>, Mistral "
+                   "v0.1/v0.2 [INST]): \"" +
                        head + "\"");
 }
 
@@ -105,6 +159,37 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages,
       out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
     }
     if (add_generation_prompt) out += "<|im_start|>assistant\n";
+    return out;
+  }
+  if (family_ == ChatTemplateFamily::kLlama2) {
+    std::string system;
+    const auto turns = alternating_turns(messages, true, &system);
+    for (std::size_t i = 0; i < turns.size(); ++i) {
+      std::string content = turns[i].content;
+      if (i == 0 && has_system) content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + content;
+      if (turns[i].role == "user") {
+        out += "<s>[INST] " + strip(content) + " [/INST]";
+      } else {
+        out += " " + strip(content) + " </s>";
+      }
+    }
+    return out;
+  }
+  if (family_ == ChatTemplateFamily::kMistral || family_ == ChatTemplateFamily::kMistralSystem) {
+    const bool with_system = family_ == ChatTemplateFamily::kMistralSystem;
+    std::string system;
+    const auto turns = alternating_turns(messages, with_system, &system);
+    out += "<s>";
+    for (std::size_t i = 0; i < turns.size(); ++i) {
+      const std::string& content = turns[i].content;
+      if (turns[i].role == "user") {
+        out += with_system ? " [INST] " : "[INST] ";
+        if (i == 0 && has_system) out += system + "\n\n";
+        out += content + " [/INST]";
+      } else {
+        out += (with_system ? " " : "") + content + "</s>";
+      }
+    }
     return out;
   }
   // Llama-3.

@@ -16,12 +16,20 @@
 //             "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n{system}";
 //             NOTE: 3.2 templates put today's date there; infllm keeps the fixed default date
 //             so that a prompt renders the same on every run.
+//   kLlama2   <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] ...
+//             (Llama-2-chat); contents stripped; no generation prompt of its own.
+//   kMistral  <s>[INST] {user} [/INST]{assistant}</s>[INST] ... (Mistral-7B-Instruct v0.1/v0.2
+//             as first published; a system message is refused, as the template refuses it).
+//   kMistralSystem  <s> [INST] {system}\n\n{user} [/INST] {assistant}</s> [INST] ... (the
+//             v0.2 template as later updated, with an optional system message).
+//   The last three require user / assistant turns alternating from a user turn.
 //
 // The rendered text already contains the BOS text where the family has one: encode it with
 // EncodeOptions{.add_special = false}, as Hugging Face's apply_chat_template does.
 #pragma once
 
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -32,7 +40,14 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatTemplateFamily { kChatMl, kLlama3 };
+enum class ChatTemplateFamily { kChatMl, kLlama3, kLlama2, kMistral, kMistralSystem };
+
+// A conversation the template cannot render (its Jinja raises): the roles out of order, or a
+// system message where the family has none. The caller names the input record.
+class ChatRenderError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class ChatTemplate {
  public:
@@ -43,6 +58,7 @@ class ChatTemplate {
                                 const std::string& bos_token = "<|begin_of_text|>");
 
   // The prompt for `messages`, ending with the assistant's header when add_generation_prompt.
+  // Throws ChatRenderError for a conversation the template refuses.
   std::string render(std::span<const ChatMessage> messages,
                      bool add_generation_prompt = true) const;
 

@@ -31,9 +31,44 @@ std::string bytes_of_text(const std::string& text) {
 
 bool is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
+constexpr std::string_view kMetaspace = "\u2581";  // "▁", SentencePiece's space
+
+// The byte a SentencePiece byte-fallback token stands for ("<0x41>" -> 0x41), or -1.
+int fallback_byte(const std::string& text) {
+  if (text.size() != 6 || !text.starts_with("<0x") || text.back() != '>') return -1;
+  int value = 0;
+  for (std::size_t i = 3; i < 5; ++i) {
+    const char c = text[i];
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+// A SentencePiece vocabulary text's bytes: "▁" is a space, a byte token its byte.
+std::string sentencepiece_bytes(const std::string& text, bool byte_fallback) {
+  if (const int b = byte_fallback ? fallback_byte(text) : -1; b >= 0) {
+    return std::string(1, static_cast<char>(b));
+  }
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t pos = 0; pos < text.size();) {
+    if (std::string_view(text).substr(pos).starts_with(kMetaspace)) {
+      out += ' ';
+      pos += kMetaspace.size();
+    } else {
+      out += text[pos++];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Tokenizer::Tokenizer(const Spec& spec, std::string source) : source_(std::move(source)) {
+  sentencepiece_ = spec.sentencepiece;
+  byte_fallback_ = spec.sentencepiece && spec.byte_fallback;
   std::size_t size = spec.vocab.size();
   for (const auto& a : spec.added) size = std::max(size, static_cast<std::size_t>(a.id) + 1);
   token_text_.resize(size);
@@ -44,12 +79,19 @@ Tokenizer::Tokenizer(const Spec& spec, std::string source) : source_(std::move(s
     const std::string& text = spec.vocab[id];
     if (text.empty()) continue;
     token_text_[id] = text;
-    token_bytes_[id] = bytes_of_text(text);
+    token_bytes_[id] =
+        sentencepiece_ ? sentencepiece_bytes(text, byte_fallback_) : bytes_of_text(text);
     if (!id_by_text_.emplace(text, static_cast<TokenId>(id)).second) {
       throw InputError(source_, "vocab", "token '" + text + "' appears twice");
     }
     id_by_bytes_.emplace(token_bytes_[id], static_cast<TokenId>(id));
-    if (token_bytes_[id].size() == 1) {
+    if (sentencepiece_) {
+      // Only <0xXX> tokens stand for a lone byte in SentencePiece-style vocabularies.
+      if (const int b = byte_fallback_ ? fallback_byte(text) : -1; b >= 0) {
+        auto& slot = byte_id_[static_cast<std::uint8_t>(b)];
+        if (slot < 0) slot = static_cast<TokenId>(id);
+      }
+    } else if (token_bytes_[id].size() == 1) {
       auto& slot = byte_id_[static_cast<std::uint8_t>(token_bytes_[id][0])];
       if (slot < 0) slot = static_cast<TokenId>(id);
     }
@@ -58,7 +100,7 @@ Tokenizer::Tokenizer(const Spec& spec, std::string source) : source_(std::move(s
     if (a.id < 0) throw InputError(source_, "added_tokens", "negative id");
     if (a.content.empty()) throw InputError(source_, "added_tokens", "empty token content");
     token_text_[a.id] = a.content;
-    token_bytes_[a.id] = bytes_of_text(a.content);
+    token_bytes_[a.id] = sentencepiece_ ? a.content : bytes_of_text(a.content);
     special_[a.id] = a.special;
     id_by_text_.emplace(a.content, a.id);
     added_.push_back({a.content, a.id, a.lstrip, a.rstrip});
@@ -96,6 +138,10 @@ Tokenizer::Tokenizer(const Spec& spec, std::string source) : source_(std::move(s
   suffix_ids_ = spec.suffix_ids;
   set_bos_id(spec.bos_id);
   set_eos_id(spec.eos_id);
+  prefix_ = spec.prefix;
+  split_on_metaspace_ = spec.split_on_metaspace;
+  fuse_unk_ = spec.fuse_unk;
+  strip_prefix_space_ = spec.strip_prefix_space;
 }
 
 void Tokenizer::check_id(TokenId id, const char* what) const {
@@ -162,7 +208,8 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOption
     if (hit->lstrip) {
       while (segment_end > segment_begin && is_ascii_space(text[segment_end - 1])) --segment_end;
     }
-    encode_segment(text.substr(segment_begin, segment_end - segment_begin), out, cache);
+    encode_segment(text.substr(segment_begin, segment_end - segment_begin), segment_begin == 0, out,
+                   cache);
     out.push_back(hit->id);
     pos += hit->content.size();
     if (hit->rstrip) {
@@ -170,15 +217,19 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOption
     }
     segment_begin = pos;
   }
-  encode_segment(text.substr(segment_begin), out, cache);
+  encode_segment(text.substr(segment_begin), segment_begin == 0, out, cache);
   if (options.add_special) out.insert(out.end(), suffix_ids_.begin(), suffix_ids_.end());
   return out;
 }
 
 void Tokenizer::encode_segment(
-    std::string_view segment, std::vector<TokenId>& out,
+    std::string_view segment, bool at_start, std::vector<TokenId>& out,
     std::unordered_map<std::string_view, std::vector<TokenId>>& cache) const {
   if (segment.empty()) return;
+  if (sentencepiece_) {
+    encode_metaspace_segment(segment, at_start, out);
+    return;
+  }
   std::string prefixed;
   if (add_prefix_space_ && segment.front() != ' ') {
     // NOTE: the piece views must outlive the cache, so a prefixed segment is not cached.
@@ -196,6 +247,71 @@ void Tokenizer::encode_segment(
     auto [it, inserted] = cache.try_emplace(piece);
     if (inserted) encode_piece(piece, it->second);
     out.insert(out.end(), it->second.begin(), it->second.end());
+  }
+}
+
+// SentencePiece: spaces become "▁", the prefix where the file asks for it, then one piece (or
+// one per "▁" with Metaspace split).
+void Tokenizer::encode_metaspace_segment(std::string_view segment, bool at_start,
+                                         std::vector<TokenId>& out) const {
+  std::string text;
+  text.reserve(segment.size() + 3 * 8);
+  for (char c : segment) {
+    if (c == ' ') {
+      text += kMetaspace;
+    } else {
+      text += c;
+    }
+  }
+  const bool starts_with_metaspace = std::string_view(text).starts_with(kMetaspace);
+  bool prefix = false;
+  switch (prefix_) {
+    case Spec::Prefix::kNone:
+      break;
+    case Spec::Prefix::kEverySegment:
+      prefix = true;
+      break;
+    case Spec::Prefix::kEveryUnlessMetaspace:
+      prefix = !starts_with_metaspace;
+      break;
+    case Spec::Prefix::kFirstUnlessMetaspace:
+      prefix = at_start && !starts_with_metaspace;
+      break;
+  }
+  if (prefix) text.insert(0, kMetaspace);
+  if (!split_on_metaspace_) {
+    encode_piece(text, out);
+    return;
+  }
+  std::size_t begin = 0;
+  for (std::size_t pos = kMetaspace.size(); pos <= text.size(); ++pos) {
+    if (pos == text.size() || std::string_view(text).substr(pos).starts_with(kMetaspace)) {
+      if (pos > begin) encode_piece(std::string_view(text).substr(begin, pos - begin), out);
+      begin = pos;
+    }
+  }
+}
+
+void Tokenizer::character_symbols(std::string_view piece, std::vector<TokenId>& ids) const {
+  std::string ch;
+  for (std::size_t pos = 0; pos < piece.size();) {
+    const Utf8Char c = decode_utf8(piece, pos);
+    const std::size_t length = std::max<std::size_t>(c.length, 1);
+    ch.assign(piece.substr(pos, length));
+    pos += length;
+    if (const auto it = id_by_text_.find(ch); it != id_by_text_.end()) {
+      ids.push_back(it->second);
+      continue;
+    }
+    if (byte_fallback_ && std::all_of(ch.begin(), ch.end(), [&](char b) {
+          return byte_id_[static_cast<std::uint8_t>(b)] >= 0;
+        })) {
+      for (char b : ch) ids.push_back(byte_id_[static_cast<std::uint8_t>(b)]);
+      continue;
+    }
+    if (!unknown_id_) continue;  // no unknown token: the character is dropped, as `tokenizers`
+    if (fuse_unk_ && !ids.empty() && ids.back() == *unknown_id_) continue;
+    ids.push_back(*unknown_id_);
   }
 }
 
@@ -217,14 +333,23 @@ void Tokenizer::encode_piece(std::string_view piece, std::vector<TokenId>& out) 
   };
   std::vector<Symbol> symbols;
   symbols.reserve(piece.size());
-  for (char ch : piece) {
-    TokenId id = byte_id_[static_cast<std::uint8_t>(ch)];
-    if (id < 0) {
-      if (!unknown_id_) continue;  // like `tokenizers` without unk_token: the byte is dropped
-      id = *unknown_id_;
-    }
+  const auto add_symbol = [&](TokenId id) {
     const auto index = static_cast<std::int32_t>(symbols.size());
     symbols.push_back({id, index - 1, index + 1});
+  };
+  if (sentencepiece_) {
+    std::vector<TokenId> ids;
+    character_symbols(piece, ids);
+    for (TokenId id : ids) add_symbol(id);
+  } else {
+    for (char ch : piece) {
+      TokenId id = byte_id_[static_cast<std::uint8_t>(ch)];
+      if (id < 0) {
+        if (!unknown_id_) continue;  // like `tokenizers` without unk_token: the byte is dropped
+        id = *unknown_id_;
+      }
+      add_symbol(id);
+    }
   }
   if (symbols.empty()) return;
   symbols.back().next = -1;
@@ -265,18 +390,21 @@ void Tokenizer::encode_piece(std::string_view piece, std::vector<TokenId>& out) 
   for (std::int32_t i = 0; i >= 0; i = symbols[i].next) out.push_back(symbols[i].id);
 }
 
-std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special) const {
+std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special,
+                              bool strip_prefix_space) const {
   std::string out;
   for (TokenId id : ids) {
     check_id(id, "token id");
     if (skip_special && special_[id]) continue;
     out += token_bytes_[id];
   }
+  if (strip_prefix_space && strip_prefix_space_ && out.starts_with(' ')) out.erase(0, 1);
   return out;
 }
 
-std::string Tokenizer::decode_text(std::span<const TokenId> ids, bool skip_special) const {
-  return to_valid_utf8(decode(ids, skip_special));
+std::string Tokenizer::decode_text(std::span<const TokenId> ids, bool skip_special,
+                                   bool strip_prefix_space) const {
+  return to_valid_utf8(decode(ids, skip_special, strip_prefix_space));
 }
 
 }  // namespace infllm::model

@@ -1,5 +1,6 @@
-// tokenizer.hpp: byte-level BPE (GPT-2, Llama-3, SmolLM2), loaded from a Hugging Face
-// tokenizer.json or from GGUF metadata; encode and decode.
+// tokenizer.hpp: byte-level BPE (GPT-2, Llama-3, SmolLM2, Qwen2) and SentencePiece-style BPE
+// (Llama-2, Mistral, TinyLlama), loaded from a Hugging Face tokenizer.json or from GGUF
+// metadata; encode and decode.
 //
 // Encoding, in the order the Hugging Face `tokenizers` package applies it:
 //   1. added tokens (<|im_start|>, <|endoftext|>, ...) are cut out of the text first, leftmost
@@ -14,6 +15,15 @@
 // model infllm loads sets them, and byte-level models have no normalizer).
 // A piece's ids depend on its bytes only, so each encode() call caches them per distinct piece:
 // long prose repeats its words, and the cache makes encoding a novel take a fraction of a second.
+//
+// SentencePiece-style BPE differs in steps 2-3: no regex; each segment's spaces become "▁"
+// (U+2581) and a "▁" is prepended where the file says (every segment: the legacy Prepend
+// normalizer and llama.cpp's add_space_prefix; the first: Metaspace "first"), the segment is one
+// piece (or split before each "▁": Metaspace split), symbols start as one per character, and a
+// character with no token becomes the <0xXX> tokens of its UTF-8 bytes (byte fallback), else
+// the unknown token (consecutive unknowns fused). Merges rank by the merged piece's score when
+// they come from GGUF scores (tokenizer.ggml.model "llama"), as transformers' converter ranks
+// them. A token's bytes are its text with "▁" as a space; <0xXX> tokens are their byte.
 //
 // Decoding concatenates the tokens' bytes. Byte tokens may split a UTF-8 character across
 // tokens; decode() returns the exact bytes (joining the halves back), decode_text() repairs
@@ -74,9 +84,16 @@ class Tokenizer {
 
   // The exact bytes of the tokens, concatenated. `skip_special` leaves out special added tokens.
   // An id outside the vocabulary throws InputError.
-  std::string decode(std::span<const TokenId> ids, bool skip_special = false) const;
+  // `strip_prefix_space` removes one leading space where encoding prepends one (the Strip /
+  // Metaspace decoders of `tokenizers`, for a text decoded from its start); generated
+  // continuations keep it, so that prompt + output is the document.
+  std::string decode(std::span<const TokenId> ids, bool skip_special = false,
+                     bool strip_prefix_space = false) const;
   // decode() made valid UTF-8 (each maximal invalid subpart becomes U+FFFD).
-  std::string decode_text(std::span<const TokenId> ids, bool skip_special = false) const;
+  std::string decode_text(std::span<const TokenId> ids, bool skip_special = false,
+                          bool strip_prefix_space = false) const;
+  // True for SentencePiece-style BPE.
+  bool sentencepiece() const { return sentencepiece_; }
 
   // Number of ids (the largest id + 1), including added tokens.
   std::int32_t vocab_size() const { return static_cast<std::int32_t>(token_bytes_.size()); }
@@ -118,6 +135,19 @@ class Tokenizer {
     std::optional<TokenId> unknown_id;
     std::vector<TokenId> prefix_ids, suffix_ids;
     std::optional<TokenId> bos_id, eos_id;
+    // SentencePiece-style BPE (see the top of this file).
+    bool sentencepiece = false;
+    enum class Prefix {
+      kNone,
+      kEverySegment,          // every non-empty segment (legacy Prepend, llama.cpp)
+      kEveryUnlessMetaspace,  // Metaspace "always": unless it already starts with "▁"
+      kFirstUnlessMetaspace,  // Metaspace "first": the segment at the text's start only
+    };
+    Prefix prefix = Prefix::kNone;
+    bool split_on_metaspace = false;  // Metaspace split: a piece starts at each "▁"
+    bool byte_fallback = false;
+    bool fuse_unk = false;
+    bool strip_prefix_space = false;  // the decoder removes the prepended space
   };
   Tokenizer(const Spec& spec, std::string source);
 
@@ -137,9 +167,13 @@ class Tokenizer {
            static_cast<std::uint32_t>(b);
   }
   void check_id(TokenId id, const char* what) const;
-  void encode_segment(std::string_view segment, std::vector<TokenId>& out,
+  void encode_segment(std::string_view segment, bool at_start, std::vector<TokenId>& out,
                       std::unordered_map<std::string_view, std::vector<TokenId>>& cache) const;
+  void encode_metaspace_segment(std::string_view segment, bool at_start,
+                                std::vector<TokenId>& out) const;
   void encode_piece(std::string_view piece, std::vector<TokenId>& out) const;
+  // The initial symbols of a SentencePiece piece: one per character, or its byte tokens.
+  void character_symbols(std::string_view piece, std::vector<TokenId>& ids) const;
 
   std::string source_;
   std::vector<std::string> token_text_;   // (vocab)
@@ -157,6 +191,12 @@ class Tokenizer {
   std::optional<TokenId> unknown_id_;
   std::vector<TokenId> prefix_ids_, suffix_ids_;
   std::optional<TokenId> bos_id_, eos_id_;
+  bool sentencepiece_ = false;
+  Spec::Prefix prefix_ = Spec::Prefix::kNone;
+  bool split_on_metaspace_ = false;
+  bool byte_fallback_ = false;
+  bool fuse_unk_ = false;
+  bool strip_prefix_space_ = false;
 };
 
 }  // namespace infllm::model

@@ -1,12 +1,17 @@
 // tokenizer_load.cpp: reading a Hugging Face tokenizer.json or GGUF tokenizer metadata into a
 // Tokenizer::Spec (see tokenizer.hpp).
 //
-// Only what byte-level BPE models use is accepted; anything else (a WordPiece model, a
-// normalizer, an unknown pre-tokenizer regex) is an InputError naming the field, because
-// tokenizing silently differently from the model's training would be worse than refusing.
+// Only what byte-level and SentencePiece-style BPE models use is accepted; anything else (a
+// WordPiece or Unigram model, another normalizer, an unknown pre-tokenizer regex) is an
+// InputError naming the field, because tokenizing silently differently from the model's training
+// would be worse than refusing.
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/errors.hpp"
 #include "model/tokenizer.hpp"
@@ -134,6 +139,63 @@ void parse_merges(const json& merges, Tokenizer::Spec& spec, const std::string& 
   }
 }
 
+// SentencePiece-style settings of a tokenizer.json: the normalizer (legacy Prepend("▁") +
+// Replace(" ", "▁"), or Replace alone), or a Metaspace pre-tokenizer; and the decoder's Strip.
+void parse_sentencepiece(const json& root, Tokenizer::Spec& spec, const std::string& source) {
+  spec.sentencepiece = true;
+  const json normalizer = root.value("normalizer", json());
+  const json pre = root.value("pre_tokenizer", json());
+  const std::string kMeta = "\u2581";
+  auto is_replace_space = [&](const json& n) {
+    return type_of(n) == "Replace" && n.contains("pattern") &&
+           n["pattern"].value("String", std::string()) == " " && n.value("content", "") == kMeta;
+  };
+  if (!normalizer.is_null()) {
+    std::vector<json> steps;
+    if (type_of(normalizer) == "Sequence") {
+      for (const auto& n : normalizer.at("normalizers")) steps.push_back(n);
+    } else {
+      steps.push_back(normalizer);
+    }
+    const bool prepend = steps.size() == 2 && type_of(steps[0]) == "Prepend" &&
+                         steps[0].value("prepend", "") == kMeta;
+    if (!(prepend || steps.size() == 1) || !is_replace_space(steps.back())) {
+      throw InputError(source, "normalizer",
+                       "unsupported normalizer " + normalizer.dump().substr(0, 300) +
+                           " (supported: Prepend(\"\u2581\") and Replace(\" \", \"\u2581\"))");
+    }
+    spec.prefix = prepend ? Tokenizer::Spec::Prefix::kEverySegment : Tokenizer::Spec::Prefix::kNone;
+    if (!pre.is_null()) {
+      throw InputError(source, "pre_tokenizer",
+                       "a pre-tokenizer after the SentencePiece normalizer is not supported");
+    }
+  } else {
+    if (type_of(pre) != "Metaspace" || pre.value("replacement", "") != kMeta) {
+      throw InputError(source, "pre_tokenizer",
+                       "a byte-fallback BPE needs the SentencePiece normalizer or a Metaspace "
+                       "pre-tokenizer, not " +
+                           pre.dump().substr(0, 300));
+    }
+    const std::string scheme = pre.value("prepend_scheme", std::string("always"));
+    if (scheme == "always") {
+      spec.prefix = Tokenizer::Spec::Prefix::kEveryUnlessMetaspace;
+    } else if (scheme == "first") {
+      spec.prefix = Tokenizer::Spec::Prefix::kFirstUnlessMetaspace;
+    } else if (scheme == "never") {
+      spec.prefix = Tokenizer::Spec::Prefix::kNone;
+    } else {
+      throw InputError(source, "pre_tokenizer.prepend_scheme", "unknown scheme '" + scheme + "'");
+    }
+    spec.split_on_metaspace = flag(pre, "split", true);
+  }
+  // The decoder removes the prepended space: a Strip of one leading " ", or Metaspace's own.
+  const json decoder = root.value("decoder", json());
+  const std::string text = decoder.dump();
+  spec.strip_prefix_space =
+      spec.prefix != Tokenizer::Spec::Prefix::kNone &&
+      (text.find("\"Strip\"") != std::string::npos || type_of(decoder) == "Metaspace");
+}
+
 Tokenizer::Spec spec_from_json(const json& root, const std::string& source) {
   if (!root.is_object() || !root.contains("model")) {
     throw InputError(source, "model", "no \"model\" object: not a tokenizer.json");
@@ -144,15 +206,16 @@ Tokenizer::Spec spec_from_json(const json& root, const std::string& source) {
     throw InputError(source, "model.type",
                      "unsupported tokenizer model '" + model_type + "' (only BPE)");
   }
-  if (root.contains("normalizer") && !root["normalizer"].is_null()) {
-    throw InputError(source, "normalizer",
-                     "unsupported normalizer " + type_of(root["normalizer"]) +
-                         " (byte-level BPE models have none)");
-  }
-  if (flag(model, "byte_fallback", false)) {
-    throw InputError(source, "model.byte_fallback", "byte fallback BPE is not supported");
-  }
+  // SentencePiece-style BPE: byte fallback, a "▁" normalizer or a Metaspace pre-tokenizer.
+  const bool metaspace = type_of(root.value("pre_tokenizer", json())) == "Metaspace";
+  const bool sentencepiece = flag(model, "byte_fallback", false) || metaspace ||
+                             (root.contains("normalizer") && !root["normalizer"].is_null());
   Tokenizer::Spec spec;
+  if (sentencepiece) {
+    parse_sentencepiece(root, spec, source);
+    spec.byte_fallback = flag(model, "byte_fallback", false);
+    spec.fuse_unk = flag(model, "fuse_unk", false);
+  }
   const json& vocab = model.at("vocab");
   if (!vocab.is_object()) throw InputError(source, "model.vocab", "expected an object");
   for (const auto& [text, id_json] : vocab.items()) {
@@ -177,12 +240,14 @@ Tokenizer::Spec spec_from_json(const json& root, const std::string& source) {
                             flag(a, "rstrip", false)});
     }
   }
-  const json pre = root.value("pre_tokenizer", json());
-  if (pre.is_null())
-    throw InputError(source, "pre_tokenizer", "missing (byte-level BPE needs one)");
-  const PreTokenizerChoice choice = parse_pre_tokenizer(pre, source);
-  spec.pre = choice.kind;
-  spec.add_prefix_space = choice.add_prefix_space;
+  if (!sentencepiece) {
+    const json pre = root.value("pre_tokenizer", json());
+    if (pre.is_null())
+      throw InputError(source, "pre_tokenizer", "missing (byte-level BPE needs one)");
+    const PreTokenizerChoice choice = parse_pre_tokenizer(pre, source);
+    spec.pre = choice.kind;
+    spec.add_prefix_space = choice.add_prefix_space;
+  }
   parse_post_processor(root.value("post_processor", json()), spec, source);
   return spec;
 }
@@ -201,6 +266,72 @@ PreTokenizerKind pre_from_gguf_name(const std::string& pre, const std::string& s
       source, "tokenizer.ggml.pre",
       "unsupported pre-tokenizer '" + pre +
           "' (supported: gpt2, smollm, starcoder, refact, codeshell, llama-bpe, qwen2)");
+}
+
+// llama.cpp's SentencePiece settings: a space prepended to every text segment unless
+// add_space_prefix is false, byte fallback, and the decoder strips the prepended space.
+void spec_from_gguf_sentencepiece(const GgufTokenizerData& data, Tokenizer::Spec& spec,
+                                  const std::string& source) {
+  if (data.scores.size() != data.tokens.size()) {
+    throw InputError(source, "tokenizer.ggml.scores",
+                     std::to_string(data.scores.size()) + " scores for " +
+                         std::to_string(data.tokens.size()) + " tokens");
+  }
+  if (!data.merges.empty()) {
+    throw InputError(source, "tokenizer.ggml.merges",
+                     "a SentencePiece (llama) vocabulary ranks merges by score and has none");
+  }
+  spec.sentencepiece = true;
+  spec.byte_fallback = true;
+  spec.fuse_unk = true;
+  const bool space = data.add_space_prefix.value_or(true);
+  spec.prefix = space ? Tokenizer::Spec::Prefix::kEverySegment : Tokenizer::Spec::Prefix::kNone;
+  spec.strip_prefix_space = space;
+}
+
+// BPE merges of a SentencePiece vocabulary: every split of a normal token (type 1) into two
+// normal tokens, ranked by the merged token's score (highest first), then its id, then the
+// left part, as transformers' converter derives them from a SentencePiece model.
+std::vector<std::pair<std::string, std::string>> merges_from_scores(const GgufTokenizerData& data,
+                                                                    const std::string& source) {
+  const auto normal = [&](std::size_t id) {
+    return data.token_type.empty() || data.token_type[id] == 1;
+  };
+  std::unordered_map<std::string_view, std::size_t> id_of;
+  for (std::size_t id = 0; id < data.tokens.size(); ++id) {
+    if (normal(id)) id_of.emplace(data.tokens[id], id);
+  }
+  struct Ranked {
+    double score;
+    std::size_t id;
+    std::string_view left, right;
+  };
+  std::vector<Ranked> ranked;
+  for (std::size_t id = 0; id < data.tokens.size(); ++id) {
+    if (!normal(id)) continue;
+    const std::string_view token = data.tokens[id];
+    if (!std::isfinite(data.scores[id])) {
+      throw InputError(source, "tokenizer.ggml.scores",
+                       "score of token " + std::to_string(id) + " is not finite");
+    }
+    // Python slices by code point: cut only at UTF-8 character boundaries.
+    for (std::size_t cut = 1; cut < token.size(); ++cut) {
+      if ((static_cast<unsigned char>(token[cut]) & 0xC0) == 0x80) continue;
+      const auto left = token.substr(0, cut), right = token.substr(cut);
+      if (id_of.count(left) && id_of.count(right)) {
+        ranked.push_back({data.scores[id], id, left, right});
+      }
+    }
+  }
+  std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
+    if (a.score != b.score) return a.score > b.score;
+    if (a.id != b.id) return a.id < b.id;
+    return a.left < b.left;
+  });
+  std::vector<std::pair<std::string, std::string>> merges;
+  merges.reserve(ranked.size());
+  for (const auto& r : ranked) merges.emplace_back(r.left, r.right);
+  return merges;
 }
 
 }  // namespace
@@ -226,10 +357,10 @@ Tokenizer Tokenizer::from_json_file(const std::filesystem::path& path) {
 }
 
 Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& data, const std::string& source) {
-  if (data.model != "gpt2") {
-    throw InputError(
-        source, "tokenizer.ggml.model",
-        "unsupported tokenizer model '" + data.model + "' (only gpt2: byte-level BPE)");
+  if (data.model != "gpt2" && data.model != "llama") {
+    throw InputError(source, "tokenizer.ggml.model",
+                     "unsupported tokenizer model '" + data.model +
+                         "' (gpt2: byte-level BPE; llama: SentencePiece-style BPE)");
   }
   if (data.tokens.empty()) throw InputError(source, "tokenizer.ggml.tokens", "empty");
   if (!data.token_type.empty() && data.token_type.size() != data.tokens.size()) {
@@ -248,10 +379,14 @@ Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& data, const std::string&
     return static_cast<TokenId>(*id);
   };
   Spec spec;
-  spec.pre = pre_from_gguf_name(data.pre, source);
-  spec.add_prefix_space = data.add_space_prefix.value_or(false);
-  // llama.cpp takes a piece that is itself a token whole for Llama-3 only (ignore_merges).
-  spec.ignore_merges = spec.pre == PreTokenizerKind::kLlama3;
+  if (data.model == "llama") {
+    spec_from_gguf_sentencepiece(data, spec, source);
+  } else {
+    spec.pre = pre_from_gguf_name(data.pre, source);
+    spec.add_prefix_space = data.add_space_prefix.value_or(false);
+    // llama.cpp takes a piece that is itself a token whole for Llama-3 only (ignore_merges).
+    spec.ignore_merges = spec.pre == PreTokenizerKind::kLlama3;
+  }
   // Control (3) and user-defined (4) tokens are matched in the text before BPE, like the added
   // tokens of a tokenizer.json; the rest form the BPE vocabulary.
   spec.vocab.resize(data.tokens.size());
@@ -263,9 +398,13 @@ Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& data, const std::string&
       spec.vocab[id] = data.tokens[id];
     }
   }
-  spec.merges.reserve(data.merges.size());
-  for (std::size_t i = 0; i < data.merges.size(); ++i) {
-    spec.merges.push_back(split_merge(data.merges[i], i, source));
+  if (data.model == "llama") {
+    spec.merges = merges_from_scores(data, source);
+  } else {
+    spec.merges.reserve(data.merges.size());
+    for (std::size_t i = 0; i < data.merges.size(); ++i) {
+      spec.merges.push_back(split_merge(data.merges[i], i, source));
+    }
   }
   spec.unknown_id = id_of(data.unknown_id, "tokenizer.ggml.unknown_token_id");
   spec.bos_id = id_of(data.bos_id, "tokenizer.ggml.bos_token_id");

@@ -1,11 +1,13 @@
-// chat_template_test.cpp: ChatML and Llama-3 rendering against Jinja's rendering of the real
-// templates (tests/data/tokenizer/chat_golden.json, made by
-// scripts/golden/make_tokenizer_golden.py), recognition of the families, unknown templates.
+// chat_template_test.cpp: ChatML, Llama-3, Llama-2 and Mistral rendering against Jinja's
+// rendering of the real templates (tests/data/tokenizer/chat_golden.json and
+// spm_chat_golden.json, made by scripts/golden/make_tokenizer_golden.py and
+// make_sentencepiece_golden.py), recognition of the families, unknown templates.
 #include "model/chat_template.hpp"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
@@ -122,6 +124,43 @@ TEST(ChatTemplate, UnknownTemplateIsInputErrorQuotingIt) {
     EXPECT_EQ(e.where(), "chat_template");
     EXPECT_NE(std::string(e.what()).find("<start_of_turn>"), std::string::npos) << e.what();
   }
+}
+
+// Llama-2-chat and Mistral-7B-Instruct's templates against Jinja (spm_chat_golden.json, made
+// by scripts/golden/make_sentencepiece_golden.py), including the conversations they refuse,
+// and the SentencePiece tokenizer's ids of the renderings.
+TEST(ChatTemplate, Llama2AndMistralRenderLikeJinja) {
+  std::ifstream in(kDataDir + "spm_chat_golden.json");
+  const json g = json::parse(in);
+  const Tokenizer tok = Tokenizer::from_json_file(kDataDir + "spm_legacy_tokenizer.json");
+  const std::map<std::string, ChatTemplateFamily> families = {
+      {"llama2", ChatTemplateFamily::kLlama2},
+      {"mistral", ChatTemplateFamily::kMistral},
+      {"mistral_system", ChatTemplateFamily::kMistralSystem}};
+  int rendered = 0, refused = 0;
+  for (const auto& c : g.at("cases")) {
+    const auto name = c.at("template").get<std::string>();
+    const auto conv = c.at("conversation").get<std::string>();
+    SCOPED_TRACE(name + " / " + conv);
+    const ChatTemplate t =
+        ChatTemplate::recognize(g.at("templates").at(name).get<std::string>(), name);
+    EXPECT_EQ(t.family(), families.at(name));
+    std::vector<ChatMessage> messages;
+    for (const auto& m : g.at("conversations").at(conv)) {
+      messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+    }
+    if (c.contains("refused")) {
+      EXPECT_THROW(t.render(messages), ChatRenderError);
+      ++refused;
+      continue;
+    }
+    const std::string text = t.render(messages);
+    EXPECT_EQ(text, c.at("text").get<std::string>());
+    EXPECT_EQ(tok.encode(text, {.add_special = false}), c.at("ids").get<std::vector<TokenId>>());
+    ++rendered;
+  }
+  EXPECT_EQ(rendered, 10);
+  EXPECT_EQ(refused, 5);
 }
 
 TEST(ChatTemplate, MissingTemplateIsInputError) {

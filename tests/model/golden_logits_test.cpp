@@ -9,7 +9,8 @@
 //   smollm2_q4_1  SmolLM2-135M-Instruct Q4_1 GGUF, when present (skipped otherwise)
 //   hf_*          tiny models transformers built and saved itself (its config.json, bf16
 //                 safetensors), committed: Llama with rope_parameters (the transformers 5 form),
-//                 llama3 and linear scaling, Mistral, Qwen2 with YaRN in the legacy form, Qwen3
+//                 llama3 and linear scaling, Mistral, Qwen2 with YaRN in the legacy form, Qwen3,
+//                 and Llama-2 with its SentencePiece tokenizer and chat template
 // The make-model models are not committed: the test runs the built `infllm make-model` with the
 // command line the golden .json records (make-model is deterministic), after checking float64
 // sums of a few tensors so a change in make-model reads as such, not as a logits mismatch.
@@ -279,7 +280,8 @@ TEST_P(GoldenTransformersSaved, RopeAndLogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenTransformersSaved,
                          ::testing::Values("hf_llama_rope_theta", "hf_llama3", "hf_llama_linear",
-                                           "hf_mistral", "hf_qwen2_yarn_legacy", "hf_qwen3"),
+                                           "hf_mistral", "hf_qwen2_yarn_legacy", "hf_qwen3",
+                                           "hf_llama2_spm"),
                          [](const auto& info) { return std::string(info.param); });
 
 // The regression: transformers 5 writes rope_theta inside rope_parameters (no top-level key),
@@ -288,6 +290,37 @@ TEST(GoldenTransformersSaved, RopeThetaInsideRopeParametersIsRead) {
   const LoadedModel m = load_saved(read_golden("hf_llama_rope_theta"));
   EXPECT_EQ(m.config.rope_theta, 100000.0);
   EXPECT_EQ(m.config.rope_source, "rope_parameters");
+}
+
+// Llama-2 end to end as a user runs it: `infllm generate` on the directory transformers saved,
+// with a `messages` input rendered by the Llama-2-chat template and encoded by the
+// SentencePiece tokenizer, continues greedily with transformers' tokens (compared up to the
+// first step whose top-2 gap is a near tie).
+TEST(GoldenTransformersSaved, Llama2ChatGreedyGenerationMatchesTransformers) {
+  const json g = read_golden("hf_llama2_spm");
+  const json& greedy = g.at("greedy");
+  const infllm::testing::TempDir dir("infllm-llama2-chat");
+  const fs::path input = dir.path() / "chat.jsonl";
+  const fs::path output = dir.path() / "out.jsonl";
+  const auto want = greedy.at("tokens").get<std::vector<std::int32_t>>();
+  std::ofstream(input) << json{{"id", "box-hill"}, {"messages", greedy.at("messages")}}.dump()
+                       << "\n";
+  const auto result = infllm::testing::run_infllm(
+      "generate --quiet --temperature 0 --ignore-eos --max-new-tokens " +
+      std::to_string(want.size()) + " --model " + (golden_dir() / "hf_llama2_spm").string() +
+      " --input " + input.string() + " --output " + output.string());
+  ASSERT_EQ(result.code, 0) << result.out;
+  std::ifstream in(output);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const json record = json::parse(line);
+  EXPECT_EQ(record.at("prompt_tokens").get<std::size_t>(), greedy.at("prompt_ids").size());
+  const auto got = record.at("tokens").get<std::vector<std::int32_t>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i], want[i]) << "greedy token " << i;
+    if (got[i] != want[i] || greedy.at("top2_gap")[i].get<double>() <= kGreedyGap) break;
+  }
 }
 
 }  // namespace
