@@ -28,6 +28,18 @@ std::string shape_string(const Shape& shape) {
   return s + "]";
 }
 
+// A window shorter than the context changes attention beyond it; infllm attends to the whole
+// context, so such a model is refused at load rather than run differently from its training.
+// (inspect, which reads only the config, still describes it.)
+void refuse_sliding_window(const ModelConfig& c, const std::string& file) {
+  if (c.sliding_window && *c.sliding_window < c.max_position_embeddings) {
+    throw InputError(file, "sliding_window",
+                     "sliding-window attention (window " + std::to_string(*c.sliding_window) +
+                         " of " + std::to_string(c.max_position_embeddings) +
+                         " positions) is not implemented; infllm would attend beyond the window");
+  }
+}
+
 // Where each weight of a layer lives in the two naming schemes, and its expected shape.
 struct WeightSlot {
   const char* hf;    // suffix after "model.layers.N."
@@ -245,6 +257,7 @@ LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
   const fs::path d(dir);
   if (!fs::is_directory(d)) throw InputError(dir, "", "is not a model directory");
   m.config = load_hf_config((d / "config.json").string());
+  refuse_sliding_window(m.config, (d / "config.json").string());
   if (fs::exists(d / "tokenizer.json")) m.tokenizer_json_path = (d / "tokenizer.json").string();
 
   // Every tensor of every shard, by name.

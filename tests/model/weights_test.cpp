@@ -295,6 +295,28 @@ TEST(LoadModel, UnknownGgufArchitectureKeyIsNamed) {
   }
 }
 
+// Mistral with a real sliding window (shorter than its context) is refused at load, with the
+// reason; a null window (Mistral v0.2 and later) loads.
+TEST(LoadModel, SlidingWindowShorterThanTheContextIsRefused) {
+  const fs::path saved = fs::path(INFLLM_SOURCE_DIR) / "tests/data/golden/hf_mistral";
+  EXPECT_NO_THROW(load_model(saved.string(), LoadOptions{false}));
+  const infllm::testing::TempDir dir("infllm-sliding");
+  nlohmann::json config;
+  std::ifstream(saved / "config.json") >> config;
+  config["sliding_window"] = 64;
+  std::ofstream(dir.path() / "config.json") << config.dump();
+  fs::copy_file(saved / "model.safetensors", dir.path() / "model.safetensors");
+  try {
+    load_model(dir.path().string());
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("sliding_window: sliding-window attention (window 64 "
+                                         "of 256 positions) is not implemented"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // The real default model, when scripts/fetch_model.sh has put it in the cache.
 TEST(LoadModel, RealSmolLM2HasItsPublishedShape) {
   const std::string path = smollm2_gguf_path();
