@@ -160,7 +160,8 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps")
       ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB")
       ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off: a rank done with its step before the others runs extra steps of its requests whose KV is all at home (pooled)")
-      ("admission", po::value(&admission)->default_value(admission), "reserve | optimistic: place a request only where the cluster's room (lending caps included) covers it after the running requests' remaining growth, or against the free slots alone, preempting when growth meets (pooled)");
+      ("admission", po::value(&admission)->default_value(admission), "reserve | optimistic: place a request only where the cluster's room (lending caps included) covers it after the running requests' remaining growth, or against the free slots alone, preempting when growth meets (pooled)")
+      ("check-invariants", po::bool_switch(&c.check_invariants)->default_value(c.check_invariants), "check every rManager, the gManager, the ledger and the cross-rank rule at every step boundary (pooled; always on in debug builds)");
   // clang-format on
   po::options_description all;
   all.add(job).add(sampling).add(kv);

@@ -12,6 +12,12 @@
 
 namespace infllm::app {
 
+#ifdef NDEBUG
+inline constexpr bool kDebugBuild = false;
+#else
+inline constexpr bool kDebugBuild = true;
+#endif
+
 // The subcommands of docs/design.md, in --help order.
 struct SubcommandInfo {
   const char* name;
@@ -52,6 +58,9 @@ struct GenerateConfig {
   // pooled: place a request only where the cluster's room covers it after the running
   // requests' remaining growth (reserve), or against the free slots alone (optimistic).
   bool admission_reserve = true;
+  // pooled: check the rManagers, the gManager, the ledger and the cross-rank rule at every
+  // boundary (on by default in debug builds).
+  bool check_invariants = kDebugBuild;
   // The job.
   bool resume = false;
   bool overwrite = false;

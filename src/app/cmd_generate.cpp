@@ -365,6 +365,7 @@ int run_generate(const GenerateConfig& cfg) {
     options.dgfm = cfg.dgfm;
     options.fill_waits = cfg.fill_waits;
     options.reserve_growth = cfg.admission_reserve;
+    options.check_invariants = cfg.check_invariants;
     options.dgfm_budget_bytes = static_cast<std::int64_t>(cfg.dgfm_budget_mb * 1048576.0);
     options.instance.eos_ids = eos_ids(m, *st.tok);
     dist::Engine engine(MPI_COMM_WORLD, forward, &*st.tok, options);

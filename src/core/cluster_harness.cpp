@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "core/cluster_check.hpp"
 #include "core/errors.hpp"
 
 namespace infllm {
@@ -95,69 +96,12 @@ StepTotals ClusterHarness::step() {
 
 void ClusterHarness::check_invariants() const {
   gm_.check_invariants();
-  for (const auto& rm : rms_) rm->check_invariants();
-  const auto broken = [](const std::string& what) {
-    throw InternalError("cluster invariant: " + what);
-  };
-  const DebtLedger& ledger = gm_.ledger();
-  const auto n = static_cast<std::size_t>(ranks());
-  // held[c][d]: what c holds for d; points[d][c]: what d's tables name on c.
-  std::vector<std::map<std::int32_t, std::int64_t>> held(n);
-  std::vector<std::map<std::int32_t, std::int64_t>> points(n);
-  for (std::size_t c = 0; c < n; ++c) {
-    for (const auto& [slot, h] : rms_[c]->held()) {
-      ++held[c][h.debtor.value()];
-      const BlockRef ref{RankId{static_cast<std::int32_t>(c)}, SlotId{slot}};
-      const auto id = ledger.contract_at(ref);
-      if (!id) broken("a lent slot under no contract");
-      const Contract& k = ledger.contract(*id);
-      if (k.debtor != h.debtor || k.request != h.request) {
-        broken("a lent slot holds another request than its contract says");
-      }
-    }
+  std::vector<InstanceView> views;
+  for (std::size_t r = 0; r < rms_.size(); ++r) {
+    rms_[r]->check_invariants();
+    views.push_back(instance_view(*rms_[r], RankId{static_cast<std::int32_t>(r)}));
   }
-  std::unordered_set<BlockRef> named;
-  for (std::size_t d = 0; d < n; ++d) {
-    for (const auto& [id, p] : rms_[d]->requests()) {
-      if (gm_.status(id) != RequestStatus::kRunning)
-        broken("an instance runs a request not running");
-      for (const BlockEntry& e : p.table.entries()) {
-        const bool has_target = e.state == BlockState::kPushing || e.state == BlockState::kMoving;
-        for (int k = 0; k < 2; ++k) {
-          const BlockRef ref = k == 0 ? e.ref : e.target;
-          // A scratch target is named by the block leaving it until the commit.
-          if (k == 1 && (!has_target || e.via_scratch)) continue;
-          if (!named.insert(ref).second) {
-            broken("slot (r" + std::to_string(ref.rank.value()) + ",s" +
-                   std::to_string(ref.slot.value()) + ") named by two table entries");
-          }
-          if (ref.rank.value() != static_cast<std::int32_t>(d)) ++points[d][ref.rank.value()];
-        }
-      }
-    }
-  }
-  for (std::size_t d = 0; d < n; ++d) {
-    for (const BlockRef& ref : rms_[d]->finished_remote()) {
-      if (!named.insert(ref).second) broken("a slot named by two table entries");
-      ++points[d][ref.rank.value()];
-    }
-  }
-  for (std::size_t d = 0; d < n; ++d) {
-    const auto& owes = ledger.creditors_of(RankId{static_cast<std::int32_t>(d)});
-    if (owes != points[d]) broken("the ledger disagrees with the debtor's block tables");
-    for (const auto& [c, blocks] : owes) {
-      const auto& h = held[static_cast<std::size_t>(c)];
-      const auto it = h.find(static_cast<std::int32_t>(d));
-      if (it == h.end() || it->second != blocks) {
-        broken("the ledger disagrees with what the creditor holds");
-      }
-    }
-  }
-  std::int64_t held_total = 0;
-  for (const auto& h : held) {
-    for (const auto& [d, k] : h) held_total += k;
-  }
-  if (held_total != ledger.total_blocks()) broken("a creditor holds a block the ledger forgot");
+  check_cluster(gm_, views);
 }
 
 }  // namespace infllm

@@ -5,9 +5,8 @@
 // MPI_Gatherv / MPI_Scatterv, copied by value. Then every instance runs its step. Tests drive it
 // (and the cluster simulator will): submit requests, step, check invariants.
 //
-// check_invariants() checks every component and the cross-rank rule of docs/design.md: for every
-// pair (d, c), what d owes c on the ledger = what c holds for d = what d's block tables point at
-// on c; every ledger slot is lent on its creditor to the right request; no slot is named twice.
+// check_invariants() checks every component and the cross-rank rule of docs/design.md
+// (cluster_check.hpp, the same check the MPI engine runs with --check-invariants).
 #pragma once
 
 #include <cstdint>

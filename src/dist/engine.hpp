@@ -47,6 +47,10 @@ struct EngineOptions {
   // requests until every rank is done (see run_pooled).
   bool fill_waits = true;
   bool reserve_growth = true;  // GManagerConfig::reserve_growth (--admission)
+  // pooled: at every boundary, each rank checks its rManager and sends rank 0 its
+  // InstanceView; rank 0 checks the gManager, the ledger and the cross-rank rule
+  // (core/cluster_check.hpp). A broken invariant is an InternalError: the job aborts.
+  bool check_invariants = false;
 };
 
 // One step of the whole cluster, as rank 0 sees it at the boundary after it.

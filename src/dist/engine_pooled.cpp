@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "core/cluster_check.hpp"
 #include "core/errors.hpp"
 #include "core/g_manager.hpp"
 #include "core/r_manager.hpp"
@@ -65,6 +66,8 @@ class PooledRun {
  private:
   // The boundary before step `step`; false when the run ends here.
   bool boundary(std::int64_t step);
+  // --check-invariants: every component, and the cross-rank rule on rank 0.
+  void check_invariants();
   // Rank 0: the gManager's side of a boundary, from every rank's report to every decision.
   std::vector<std::vector<std::uint8_t>> decide(std::int64_t step,
                                                 const std::vector<std::vector<std::uint8_t>>& in);
@@ -224,6 +227,7 @@ bool PooledRun::boundary(std::int64_t step) {
   const DecisionPacket mine = decode_decision(mine_bytes.data(), mine_bytes.size());
   const RankDecision& d = mine.decision;
   rmanager_.apply(d);
+  if (options_.check_invariants) check_invariants();
   if (mine.end || d.stop) {
     summary_.stopped = d.stop && !mine.end;
     return false;
@@ -235,6 +239,17 @@ bool PooledRun::boundary(std::int64_t step) {
   start_data_ops(d);
   stats_.comm_s += since(tb);
   return true;
+}
+
+void PooledRun::check_invariants() {
+  rmanager_.check_invariants();
+  const auto views =
+      gather_bytes(comm_, rank_, size_, encode(instance_view(rmanager_, RankId{rank_})));
+  if (rank_ != 0) return;
+  gmanager_->check_invariants();
+  std::vector<InstanceView> decoded;
+  for (const auto& bytes : views) decoded.push_back(decode_view(bytes.data(), bytes.size()));
+  check_cluster(*gmanager_, decoded);
 }
 
 std::vector<std::vector<std::uint8_t>> PooledRun::decide(

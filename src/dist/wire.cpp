@@ -191,4 +191,31 @@ DecisionPacket decode_decision(const std::uint8_t* data, std::size_t size) {
   return p;
 }
 
+std::vector<std::uint8_t> encode(const InstanceView& v) {
+  json j = {{"rank", v.rank.value()},
+            {"held", array_of(v.held,
+                              [](const auto& h) {
+                                return json::array({h.first.value(), h.second.request.value(),
+                                                    h.second.debtor.value()});
+                              })},
+            {"req", array_of(v.requests, [](RequestId q) { return json(q.value()); })},
+            {"named", array_of(v.named, ref_json)}};
+  return json::to_msgpack(j);
+}
+
+InstanceView decode_view(const std::uint8_t* data, std::size_t size) {
+  const json j = json::from_msgpack(data, data + size);
+  InstanceView v;
+  v.rank = RankId{j.at("rank").get<std::int32_t>()};
+  v.held = vector_of<std::pair<SlotId, HeldBlock>>(j.at("held"), [](const json& h) {
+    return std::pair{
+        SlotId{h.at(0).get<std::int32_t>()},
+        HeldBlock{RequestId{h.at(1).get<std::int64_t>()}, RankId{h.at(2).get<std::int32_t>()}}};
+  });
+  v.requests = vector_of<RequestId>(j.at("req"),
+                                    [](const json& q) { return RequestId{q.get<std::int64_t>()}; });
+  v.named = vector_of<BlockRef>(j.at("named"), ref_from);
+  return v;
+}
+
 }  // namespace infllm::dist

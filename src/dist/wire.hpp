@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/cluster_check.hpp"
 #include "core/kv_messages.hpp"
 #include "core/step_stats.hpp"
 #include "io/results.hpp"
@@ -37,5 +38,8 @@ std::vector<std::uint8_t> encode(const ReportPacket& packet);
 ReportPacket decode_report(const std::uint8_t* data, std::size_t size);
 std::vector<std::uint8_t> encode(const DecisionPacket& packet);
 DecisionPacket decode_decision(const std::uint8_t* data, std::size_t size);
+// An instance's side of the cross-rank rule (--check-invariants).
+std::vector<std::uint8_t> encode(const InstanceView& view);
+InstanceView decode_view(const std::uint8_t* data, std::size_t size);
 
 }  // namespace infllm::dist

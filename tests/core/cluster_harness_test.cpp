@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cluster_check.hpp"
 #include "core/cluster_harness.hpp"
 #include "core/errors.hpp"
 
@@ -168,6 +169,49 @@ TEST(ClusterCapacity, LongRequestBorrowsAndFinishes) {
   ASSERT_TRUE(drain(h, 10'000, t));
   EXPECT_EQ(h.gmanager().status(RequestId{1}), RequestStatus::kDone);
   EXPECT_GE(h.gmanager().counters().grants, 11);
+}
+
+// The cross-rank check (core/cluster_check.hpp, run by the MPI engine with
+// --check-invariants) on a cluster with loans outstanding: it passes, and each kind of
+// disagreement between the instances' views and the ledger is caught.
+TEST(ClusterCheck, CatchesEveryKindOfDisagreement) {
+  ClusterHarness h(tight_cluster(2));
+  ASSERT_FALSE(h.submit(RequestSpec{RequestId{1}, 500, 60, 0}).has_value());  // 35 blocks
+  for (int i = 0; i < 200 && h.gmanager().ledger().total_blocks() == 0; ++i) h.step();
+  ASSERT_GT(h.gmanager().ledger().total_blocks(), 0) << "no loan to check";
+  std::vector<InstanceView> views;
+  for (std::int32_t r = 0; r < h.ranks(); ++r) {
+    views.push_back(instance_view(h.rmanager(RankId{r}), RankId{r}));
+  }
+  EXPECT_NO_THROW(check_cluster(h.gmanager(), views));
+  const auto message = [&](std::vector<InstanceView> v) -> std::string {
+    try {
+      check_cluster(h.gmanager(), v);
+    } catch (const InternalError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  // The creditor and the debtor: whichever view holds lent slots, and whichever names them.
+  const std::size_t creditor = views[0].held.empty() ? 1 : 0;
+  ASSERT_FALSE(views[creditor].held.empty());
+  const std::size_t debtor = 1 - creditor;
+  auto v = views;
+  v[creditor].held.pop_back();
+  EXPECT_NE(message(v).find("what the creditor holds"), std::string::npos);
+  v = views;
+  v[creditor].held.back().second.request = RequestId{99};
+  EXPECT_NE(message(v).find("another request than its contract"), std::string::npos);
+  v = views;
+  v[debtor].named.push_back(v[debtor].named.front());
+  EXPECT_NE(message(v).find("named by two table entries"), std::string::npos);
+  v = views;
+  std::erase_if(v[debtor].named,
+                [&](const BlockRef& r) { return r.rank.value() == std::int32_t(creditor); });
+  EXPECT_NE(message(v).find("the debtor's block tables"), std::string::npos);
+  v = views;
+  v[debtor].requests.push_back(RequestId{77});
+  EXPECT_NE(message(v).find("runs a request not running"), std::string::npos);
 }
 
 TEST(ClusterCapacity, OldestRunningRequestIsNeverPreempted) {

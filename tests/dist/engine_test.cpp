@@ -91,9 +91,11 @@ class Engine : public ::testing::Test {
     std::ifstream in(p);
     return json::parse(in);
   }
+  // Every pooled run here checks the rManagers, the gManager, the ledger and the cross-rank
+  // rule at every boundary (--check-invariants; a broken one aborts the job with exit 3).
   static std::string common(const std::string& in, const std::string& out) {
-    return "generate --quiet --temperature 0 --block-tokens 16 --model " + model() + " --input " +
-           in + " --output " + out + " --overwrite";
+    return "generate --quiet --temperature 0 --block-tokens 16 --check-invariants --model " +
+           model() + " --input " + in + " --output " + out + " --overwrite";
   }
 
   // The single-rank reference (one pool big enough for everything), with top-2 logprobs.
