@@ -2,8 +2,10 @@
 #include "app/cli.hpp"
 
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include "core/errors.hpp"
 
@@ -57,6 +59,14 @@ std::string help_text(const std::string& usage, const po::options_description& d
 
 template <typename T>
 void require_range(const char* name, T value, T lo, T hi) {
+  if constexpr (std::is_floating_point_v<T>) {
+    // NaN compares false with everything: without this, --temperature nan would pass.
+    if (!std::isfinite(value)) {
+      std::ostringstream os;
+      os << "value " << value << " is not a finite number";
+      throw UsageError(name, os.str());
+    }
+  }
   if (value < lo || value > hi) {
     std::ostringstream os;
     os << "value " << value << " out of range [" << lo << ", " << hi << "]";

@@ -53,6 +53,7 @@
 #include "io/fingerprint.hpp"
 #include "io/progress.hpp"
 #include "io/results.hpp"
+#include "io/write_file.hpp"
 #include "model/chat_template.hpp"
 #include "model/generator.hpp"
 #include "model/hf_cache.hpp"
@@ -467,7 +468,14 @@ int run_generate(const GenerateConfig& cfg) {
           {"wall_s", seconds},
           {"ranks", ranks},
           {"per_step", std::move(steps)}};
-      std::ofstream(cfg.metrics) << metrics.dump(2) << "\n";
+      try {
+        io::write_file(cfg.metrics, metrics.dump(2) + "\n");
+      } catch (const OutputError& e) {
+        // The output itself is complete and closed: only the summary is lost.
+        std::cerr << "infllm generate: " << e.what() << " (the output " << cfg.output
+                  << " is complete)\n";
+        return static_cast<int>(ExitCode::kWriteFailed);
+      }
     }
     if (sum.stopped) {
       if (!cfg.quiet) {
@@ -490,6 +498,9 @@ int run_generate(const GenerateConfig& cfg) {
                 << sum.ledger_outstanding_end << "; output " << cfg.output << "\n";
     }
     return static_cast<int>(st.not_done == 0 ? ExitCode::kOk : ExitCode::kSomeNotDone);
+  } catch (const OutputError& e) {
+    // What was written before stays resumable; every rank ends with the same code.
+    dist::abort_job(e.what(), ExitCode::kWriteFailed);
   } catch (const std::exception& e) {
     dist::abort_job(e.what());
   }

@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   } catch (const infllm::InputError& e) {
     std::cerr << "infllm " << command << ": " << e.what() << "\n";
     return code(ExitCode::kBadInput);
+  } catch (const infllm::OutputError& e) {
+    std::cerr << "infllm " << command << ": " << e.what() << "\n";
+    return code(ExitCode::kWriteFailed);
   } catch (const std::exception& e) {
     std::cerr << "infllm " << command << ": internal error: " << e.what() << "\n";
     return code(ExitCode::kInternal);

@@ -22,4 +22,7 @@ InputError::InputError(std::string file, std::string where, const std::string& p
       file_(std::move(file)),
       where_(std::move(where)) {}
 
+OutputError::OutputError(std::string file, const std::string& problem)
+    : std::runtime_error(file + ": " + problem), file_(std::move(file)) {}
+
 }  // namespace infllm

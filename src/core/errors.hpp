@@ -18,6 +18,7 @@ enum class ExitCode : int {
   kBadInput = 2,
   kInternal = 3,
   kStopped = 4,
+  kWriteFailed = 5,
 };
 
 // Bad command-line usage: an unknown option, a value out of range. `option` names it.
@@ -41,6 +42,18 @@ class InputError : public std::runtime_error {
  private:
   std::string file_;
   std::string where_;
+};
+
+// An output (results, journal, fingerprint, metrics) could not be written: disk full, an I/O
+// error, a read-only or special file. `file` names it; the message carries the OS error. What
+// was written before stays resumable.
+class OutputError : public std::runtime_error {
+ public:
+  OutputError(std::string file, const std::string& problem);
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
 };
 
 // A broken internal invariant or a failed system/MPI/CUDA call: a bug or a sick machine.

@@ -34,14 +34,14 @@ void mpi_fail(int code, const char* call, const char* file, int line) {
   std::_Exit(static_cast<int>(ExitCode::kInternal));
 }
 
-void abort_job(const char* what) {
+void abort_job(const char* what, ExitCode code) {
   int rank = -1;
   char host[256];
   rank_and_host(&rank, host, sizeof(host));
   std::fprintf(stderr, "infllm: rank %d host %s: %s; aborting the job\n", rank, host, what);
   std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, static_cast<int>(ExitCode::kInternal));
-  std::_Exit(static_cast<int>(ExitCode::kInternal));
+  MPI_Abort(MPI_COMM_WORLD, static_cast<int>(code));
+  std::_Exit(static_cast<int>(code));
 }
 
 }  // namespace infllm::dist

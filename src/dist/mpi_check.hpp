@@ -6,12 +6,15 @@
 
 #include <mpi.h>
 
+#include "core/errors.hpp"
+
 namespace infllm::dist {
 
 [[noreturn]] void mpi_fail(int code, const char* call, const char* file, int line);
 
-// Logs `what` with rank and host to stderr and calls MPI_Abort(MPI_COMM_WORLD, 3).
-[[noreturn]] void abort_job(const char* what);
+// Logs `what` with rank and host to stderr and calls MPI_Abort(MPI_COMM_WORLD, code): 3 for an
+// internal failure, 5 for an output that could not be written.
+[[noreturn]] void abort_job(const char* what, ExitCode code = ExitCode::kInternal);
 
 }  // namespace infllm::dist
 

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "core/errors.hpp"
+#include "core/strict_json.hpp"
 #include "io/hdf5_documents.hpp"
 
 namespace infllm::io {
@@ -114,12 +115,7 @@ FileFormat format_from_path(const std::string& path) {
 
 Document parse_document_json(const std::string& path, const std::string& where,
                              const std::string& line, const ReadOptions& options) {
-  json obj;
-  try {
-    obj = json::parse(line);
-  } catch (const json::parse_error& e) {
-    throw InputError(path, where, std::string("not JSON: ") + e.what());
-  }
+  const json obj = parse_strict_json(line, path, where);
   if (!obj.is_object()) {
     throw InputError(path, where, std::string("not a JSON object (got ") + obj.type_name() + ")");
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/errors.hpp"
+#include "io/write_file.hpp"
 
 namespace infllm::io {
 
@@ -69,14 +70,6 @@ void hash_edges(std::uint64_t& h, const std::string& path) {
   }
 }
 
-void fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) throw InternalError(path + ": cannot open to sync: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw InternalError(path + ": fsync failed: " + std::strerror(errno));
-}
-
 }  // namespace
 
 std::string file_content_hash(const std::string& path) {
@@ -124,17 +117,7 @@ json make_fingerprint(const std::string& model_path, const std::string& input_pa
 std::string meta_path(const std::string& output) { return output + ".meta.json"; }
 
 void write_meta(const std::string& output, const json& fingerprint) {
-  const std::string path = meta_path(output);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw InputError(tmp, "", "cannot create the output's fingerprint file");
-    out << fingerprint.dump(2) << "\n";
-    if (!out.flush()) throw InternalError(tmp + ": write failed");
-  }
-  fsync_path(tmp, O_RDONLY);
-  fs::rename(tmp, path);
-  fsync_path(fs::absolute(path).parent_path().string(), O_RDONLY | O_DIRECTORY);
+  write_file(meta_path(output), fingerprint.dump(2) + "\n");
 }
 
 std::optional<json> read_meta(const std::string& output) {

@@ -106,7 +106,7 @@ class JsonlLog {
     while (done < line.size()) {
       const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw InternalError(path_ + ": write failed: " + std::strerror(errno));
+      if (n < 0) throw OutputError(path_, std::string("write failed: ") + std::strerror(errno));
       done += static_cast<std::size_t>(n);
     }
     if (++unsynced_ >= sync_every_) sync();
@@ -114,7 +114,7 @@ class JsonlLog {
 
   void sync() {
     if (fd_ >= 0 && ::fsync(fd_) != 0) {
-      throw InternalError(path_ + ": fsync failed: " + std::strerror(errno));
+      throw OutputError(path_, std::string("fsync failed: ") + std::strerror(errno));
     }
     unsynced_ = 0;
   }

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "core/errors.hpp"
+#include "core/strict_json.hpp"
 
 namespace infllm::model {
 namespace {
@@ -534,15 +535,10 @@ ModelConfig parse_hf_config(const json& j, const std::string& file) {
 }
 
 ModelConfig load_hf_config(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, "", "cannot open");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw InputError(path, "", std::string("is not valid JSON: ") + e.what());
-  }
-  return parse_hf_config(j, path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_hf_config(parse_strict_json(text, path, ""), path);
 }
 
 json to_hf_json(const ModelConfig& c) {

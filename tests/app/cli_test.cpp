@@ -36,6 +36,18 @@ std::string rejected_option(const std::vector<std::string>& args) {
   return rejected_by(parse_generate, args);
 }
 
+// NaN compares false with every bound, so a range check alone let --temperature nan through
+// (and silently turned on sampling). Every floating-point option refuses non-finite values.
+TEST(ParseGenerate, NonFiniteNumbersAreRefusedByName) {
+  for (const char* option : {"--temperature", "--top-p", "--min-p", "--kv-pool-mb",
+                             "--max-lend-fraction", "--dgfm-budget-mb"}) {
+    for (const char* value : {"nan", "inf", "-inf", "1e999"}) {
+      EXPECT_EQ(rejected_option(with_required({option, value})), std::string(option).substr(2))
+          << option << " " << value;
+    }
+  }
+}
+
 TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
   const auto p = parse_generate(kRequired);
   ASSERT_FALSE(p.help);

@@ -124,6 +124,22 @@ TEST_F(Generate, WritesOneLinePerRequest) {
   EXPECT_EQ(metrics["requests_by_status"]["done"], 3);
 }
 
+// A metrics file that cannot be written (here /dev/full: ENOSPC) is exit 5 naming it and the OS
+// error; the output itself is complete, and /dev/full is neither replaced nor joined by a
+// temporary file.
+TEST_F(Generate, UnwritableMetricsExitFiveAndTheOutputIsComplete) {
+  const auto in = write("full.jsonl", kInput);
+  const auto out = path("full.out.jsonl");
+  const Result r = infllm("generate --quiet --model " + model() + " --input " + in + " --output " +
+                          out + " --metrics /dev/full");
+  EXPECT_EQ(r.code, 5) << r.out;
+  EXPECT_NE(r.out.find("/dev/full: write failed: No space left on device"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(read_jsonl(out).size(), 3u);
+  EXPECT_FALSE(fs::exists("/dev/full.tmp"));
+  EXPECT_TRUE(fs::is_character_file("/dev/full"));
+}
+
 TEST_F(Generate, GreedyRunsAreReproducible) {
   const auto in = write("repro.jsonl", kInput);
   ASSERT_EQ(infllm("generate --quiet --model " + model() + " --input " + in + " --output " +

@@ -80,6 +80,22 @@ TEST(Jsonl, NotJson) {
                {"line 2", "not JSON"});
 }
 
+// A key given twice would otherwise silently take its last value; a number beyond a double's
+// range was an internal error naming no file.
+TEST(Jsonl, DuplicateKeysAndHugeNumbersAreNamed) {
+  expect_names(error_of(write_text("dup.jsonl",
+                                   "{\"id\": \"a\", \"prompt\": \"x\", "
+                                   "\"max_new_tokens\": 4, \"max_new_tokens\": 9}\n")),
+               {"line 1", "key max_new_tokens", "appears twice"});
+  expect_names(error_of(write_text("dupmsg.jsonl",
+                                   "{\"id\": \"a\", \"messages\": [{\"role\": \"user\", "
+                                   "\"content\": \"x\", \"content\": \"y\"}]}\n")),
+               {"line 1", "key content", "appears twice"});
+  expect_names(error_of(write_text("huge.jsonl",
+                                   "{\"id\": \"a\", \"prompt\": \"x\", \"temperature\": 1e999}\n")),
+               {"line 1", "outside the range of a double"});
+}
+
 TEST(Jsonl, LineNotAnObject) {
   expect_names(error_of(write_text("arr.jsonl", "[1, 2]\n")), {"line 1", "not a JSON object"});
 }

@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/errors.hpp"
 #include "model/model_config.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::model {
 namespace {
@@ -331,6 +333,22 @@ TEST(ModelConfig, ParameterCountOfSmolLM2Shape) {
   c.intermediate_size = 1536;
   c.tie_word_embeddings = true;
   EXPECT_EQ(c.parameter_count(), 134515008);  // as Hugging Face reports for SmolLM2-135M
+}
+
+TEST(ModelConfig, DuplicateKeyInConfigJsonIsRefused) {
+  const infllm::testing::TempDir dir("infllm-config");
+  const std::string path = (dir.path() / "config.json").string();
+  std::string text = llama32_1b().dump();
+  text.insert(1, "\"rope_theta\": 10000.0, ");  // before the real one
+  std::ofstream(path) << text;
+  try {
+    load_hf_config(path);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), path);
+    EXPECT_NE(std::string(e.what()).find("key rope_theta: appears twice"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(ModelConfig, UnreadableFileIsAnInputError) {
