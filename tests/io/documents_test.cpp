@@ -9,16 +9,17 @@
 #include "core/errors.hpp"
 #include "io/documents.hpp"
 #include "io/hdf5_file.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::io {
 namespace {
 
 namespace fs = std::filesystem;
 
+// One folder per test process, removed when the process ends (support/temp_dir.hpp).
 fs::path temp_dir() {
-  auto dir = fs::temp_directory_path() / ("infllm_documents_test_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  return dir;
+  static const infllm::testing::TempDir dir("infllm-documents-test");
+  return dir.path();
 }
 
 std::string write_text(const std::string& name, const std::string& text) {

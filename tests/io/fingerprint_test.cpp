@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/errors.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::io {
 namespace {
@@ -16,10 +17,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+// One folder per test process, removed when the process ends (support/temp_dir.hpp).
 fs::path temp_dir() {
-  auto dir = fs::temp_directory_path() / ("infllm_fingerprint_test_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  return dir;
+  static const infllm::testing::TempDir dir("infllm-fingerprint-test");
+  return dir.path();
 }
 
 std::string write(const std::string& name, const std::string& bytes) {

@@ -6,14 +6,15 @@
 
 #include "core/errors.hpp"
 #include "io/hdf5_file.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::io {
 namespace {
 
+// In one folder per test process, removed when the process ends (support/temp_dir.hpp).
 std::filesystem::path temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("infllm_io_test_" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  return dir / name;
+  static const infllm::testing::TempDir dir("infllm-hdf5-file-test");
+  return dir.path() / name;
 }
 
 TEST(Hdf5File, WritesAndReadsBackADataset) {

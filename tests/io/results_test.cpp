@@ -14,16 +14,17 @@
 #include "io/hdf5_results.hpp"
 #include "io/results.hpp"
 #include "support/run_command.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::io {
 namespace {
 
 namespace fs = std::filesystem;
 
+// One folder per test process, removed when the process ends (support/temp_dir.hpp).
 fs::path temp_dir() {
-  auto dir = fs::temp_directory_path() / ("infllm_results_test_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  return dir;
+  static const infllm::testing::TempDir dir("infllm-results-test");
+  return dir.path();
 }
 
 std::vector<ResultRecord> sample_records() {
