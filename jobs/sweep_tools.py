@@ -8,8 +8,12 @@
       one request per length: the documents of the capacity experiment
   sweep_tools.py collect SWEEP_DIR OUT.csv
       one CSV row per run folder SWEEP_DIR/runs/*/ (run.json, job.txt, metrics.json,
-      output.jsonl), fixed columns first, then every metrics key found (nested keys joined
-      with '.'); anything missing is an empty cell, never an error
+      output.jsonl), fixed columns first, then every scalar metrics key found (nested keys
+      joined with '.'); anything missing is an empty cell, never an error. A list in the
+      metrics (per_step: one row per engine step) is a series: it goes to its own CSV in the
+      run folder, RUN/<key>.csv (one row per element, its keys flattened the same way), and
+      the row's `<key>_csv` column names that file. The CSV of a 32-rank run thus stays small
+      enough for any CSV reader (Python's csv refuses fields over 131,072 characters).
 
 Token ids are drawn from 3..vocab-1 (ids 0-2 are the micro model's special tokens) with a
 small linear congruential generator, so a workload is the same on every machine.
@@ -89,16 +93,34 @@ def read_records(path):
     return records
 
 
-def flatten(obj, prefix=""):
+def flatten(obj, prefix="", lists=None):
+    """Scalars by dotted key; a list goes to `lists` (by dotted key) instead, when given."""
     out = {}
     if isinstance(obj, dict):
         for k, v in obj.items():
-            out.update(flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}.", lists))
     elif isinstance(obj, list):
-        out[prefix[:-1]] = json.dumps(obj)
+        if lists is not None:
+            lists[prefix[:-1]] = obj
+        else:
+            out[prefix[:-1]] = json.dumps(obj)
     else:
         out[prefix[:-1]] = obj
     return out
+
+
+def write_series(run_dir, key, items):
+    """RUN/<key>.csv: one row per element of a metrics list, columns its flattened keys."""
+    rows = [flatten(x) if isinstance(x, dict) else {"value": x} for x in items]
+    columns = []
+    for r in rows:
+        columns += [c for c in r if c not in columns]
+    path = os.path.join(run_dir, f"{key}.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    return path
 
 
 def num(v):
@@ -109,7 +131,11 @@ def run_row(run_dir):
     meta = read_json(os.path.join(run_dir, "run.json")) or {}
     metrics = read_json(os.path.join(run_dir, "metrics.json")) or {}
     records = read_records(os.path.join(run_dir, "output.jsonl"))
-    flat = flatten(metrics) if isinstance(metrics, dict) else {}
+    lists = {}
+    flat = flatten(metrics, "", lists) if isinstance(metrics, dict) else {}
+    for key, items in lists.items():
+        flat[f"{key}_csv"] = os.path.relpath(write_series(run_dir, key, items),
+                                             os.path.dirname(os.path.dirname(run_dir)))
     by_status = metrics.get("requests_by_status", {}) if isinstance(metrics, dict) else {}
     if not isinstance(by_status, dict):
         by_status = {}
