@@ -140,6 +140,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
       ("resume", po::bool_switch(&c.resume), "continue an interrupted run's output")
       ("overwrite", po::bool_switch(&c.overwrite), "replace an existing output")
       ("metrics", po::value(&c.metrics)->default_value(""), "write a JSON summary of the run here")
+      ("max-record-mb", po::value(&c.max_record_mb)->default_value(c.max_record_mb), "longest JSONL input line read, MiB (longer: refused, so that memory stays bounded on any input)")
       ("quiet", po::bool_switch(&c.quiet), "no progress lines");
   // clang-format on
   po::options_description sampling("sampling and stopping");
@@ -201,6 +202,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   require_range("max-batch-tokens", c.max_batch_tokens, 1, 1 << 24);
   require_range("max-num-seqs", c.max_num_seqs, 1, 1 << 20);
   require_range("dgfm-budget-mb", c.dgfm_budget_mb, 0.0, 1e9);
+  require_range("max-record-mb", c.max_record_mb, 1, 1 << 20);
   if (c.resume && c.overwrite) throw UsageError("resume", "cannot be combined with --overwrite");
   return out;
 }

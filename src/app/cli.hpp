@@ -61,6 +61,8 @@ struct GenerateConfig {
   // pooled: check the rManagers, the gManager, the ledger and the cross-rank rule at every
   // boundary (on by default in debug builds).
   bool check_invariants = kDebugBuild;
+  // The longest JSONL input line read, in MiB: memory stays bounded on any input.
+  int max_record_mb = 64;
   // The job.
   bool resume = false;
   bool overwrite = false;

@@ -207,7 +207,8 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
   st.weights = std::make_unique<dist::NodeWeights>(MPI_COMM_WORLD, model_path);
   const model::LoadedModel& m = st.weights->model();
   st.tok.emplace(load_tokenizer(m));
-  const auto docs = io::read_documents(cfg.input, io::ReadOptions{m.config.vocab_size});
+  const auto docs = io::read_documents(
+      cfg.input, io::ReadOptions{m.config.vocab_size, std::int64_t{cfg.max_record_mb} << 20});
   st.documents = docs.size();
   // The chat template is recognized only when some document has `messages`, so a model whose
   // template infllm does not know still serves plain prompts.

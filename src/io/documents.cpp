@@ -104,6 +104,32 @@ std::string id_of(const RecordReader& r, const json& obj) {
   r.fail("id", "must be a string or an integer, got " + id.dump());
 }
 
+// The next line of `in` into `line` (without its newline); false at the end. A line longer than
+// `max_bytes` is refused as soon as it passes the limit, so memory stays bounded by it.
+bool read_line(std::istream& in, std::string& line, std::int64_t max_bytes, const std::string& path,
+               std::size_t number) {
+  line.clear();
+  std::streambuf* buf = in.rdbuf();
+  for (;;) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      if (line.empty()) {
+        in.setstate(std::ios::eofbit);
+        return false;
+      }
+      return true;
+    }
+    if (c == '\n') return true;
+    if (static_cast<std::int64_t>(line.size()) >= max_bytes) {
+      throw InputError(path, "line " + std::to_string(number),
+                       "longer than " + std::to_string(max_bytes >> 20) +
+                           " MiB (--max-record-mb); an input that never ends a line is refused "
+                           "here rather than read without bound");
+    }
+    line.push_back(static_cast<char>(c));
+  }
+}
+
 }  // namespace
 
 FileFormat format_from_path(const std::string& path) {
@@ -198,7 +224,7 @@ std::vector<Document> read_documents(const std::string& path, const ReadOptions&
     std::ifstream in(path, std::ios::binary);
     if (!in) throw InputError(path, "", "cannot open for reading");
     std::string line;
-    for (std::size_t n = 1; std::getline(in, line); ++n) {
+    for (std::size_t n = 1; read_line(in, line, options.max_record_bytes, path, n); ++n) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       docs.push_back(parse_document_json(path, "line " + std::to_string(n), line, options));
     }

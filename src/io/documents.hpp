@@ -58,6 +58,9 @@ struct Document {
 struct ReadOptions {
   // Token ids must be in [0, vocab_size); 0 leaves them unchecked (no model loaded yet).
   std::int64_t vocab_size = 0;
+  // A JSONL line longer than this is refused (--max-record-mb): reading is a stream bounded by
+  // it, so an input that never ends (a FIFO, /dev/zero) cannot grow memory without bound.
+  std::int64_t max_record_bytes = std::int64_t{64} << 20;
 };
 
 // Reads and validates every document of `path`.

@@ -40,6 +40,18 @@ void refuse_sliding_window(const ModelConfig& c, const std::string& file) {
   }
 }
 
+// Every layer has at least nine tensors (two norms, q k v o, gate up down). A config that
+// declares more layers than its files can hold (num_hidden_layers 1000000) is refused before
+// anything proportional to the config is allocated.
+void refuse_implausible_layers(const ModelConfig& c, std::size_t tensors, const std::string& file) {
+  if (c.num_layers > static_cast<std::int64_t>(tensors / 9)) {
+    throw InputError(file, "num_hidden_layers",
+                     std::to_string(c.num_layers) + " layers need at least " +
+                         std::to_string(9 * c.num_layers) + " tensors; the weight files hold " +
+                         std::to_string(tensors));
+  }
+}
+
 // Where each weight of a layer lives in the two naming schemes, and its expected shape.
 struct WeightSlot {
   const char* hf;    // suffix after "model.layers.N."
@@ -273,6 +285,7 @@ LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
       by_name[t.name] = {files.back().get(), &t};
     }
   }
+  refuse_implausible_layers(m.config, by_name.size(), (d / "config.json").string());
   const auto wanted = wanted_tensors(m.config, m.weights, /*gguf=*/false);
   const std::string config_path = (d / "config.json").string();
   for (const auto& w : wanted) {
@@ -452,6 +465,7 @@ LoadedModel load_gguf_model(const std::string& file, const LoadOptions& options)
   for (const auto& t : g.tensors()) {
     if (!ggml_type_info(t.type_id)) g.read_f32(t);  // throws the InputError naming the type
   }
+  refuse_implausible_layers(m.config, g.tensors().size(), file);
   const auto wanted = wanted_tensors(m.config, m.weights, /*gguf=*/true);
   std::map<std::string, bool> used;
   for (const auto& w : wanted) {

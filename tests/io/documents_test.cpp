@@ -97,6 +97,24 @@ TEST(Jsonl, DuplicateKeysAndHugeNumbersAreNamed) {
                {"line 1", "outside the range of a double"});
 }
 
+// Reading is a stream bounded by the record limit: a line over it is refused as soon as it
+// passes the limit, and an input that never ends a line (/dev/zero) is refused, not read forever.
+TEST(Jsonl, RecordLongerThanTheLimitIsRefused) {
+  const std::int64_t limit = 1 << 20;
+  const std::string big = "{\"id\": \"a\", \"prompt\": \"" + std::string(limit, 'x') + "\"}\n";
+  const auto path = write_text("long.jsonl", "{\"id\": \"s\", \"prompt\": \"x\"}\n" + big);
+  try {
+    read_documents(path, ReadOptions{0, limit});
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    expect_names(e.what(), {"line 2", "longer than 1 MiB", "--max-record-mb"});
+  }
+  EXPECT_EQ(read_documents(path, ReadOptions{0, 2 * limit}).size(), 2u);
+  const fs::path zero = temp_dir() / "zero.jsonl";
+  fs::create_symlink("/dev/zero", zero);
+  EXPECT_THROW(read_documents(zero.string(), ReadOptions{0, limit}), InputError);
+}
+
 TEST(Jsonl, LineNotAnObject) {
   expect_names(error_of(write_text("arr.jsonl", "[1, 2]\n")), {"line 1", "not a JSON object"});
 }

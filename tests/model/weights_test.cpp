@@ -317,6 +317,26 @@ TEST(LoadModel, SlidingWindowShorterThanTheContextIsRefused) {
   }
 }
 
+// A config declaring far more layers than its files hold is refused before the per-layer
+// structures are allocated (1,000,000 layers allocated gigabytes first).
+TEST(LoadModel, MoreLayersThanTheFilesHoldIsRefusedFirst) {
+  const fs::path saved = fs::path(INFLLM_SOURCE_DIR) / "tests/data/golden/hf_mistral";
+  const infllm::testing::TempDir dir("infllm-layers");
+  nlohmann::json config;
+  std::ifstream(saved / "config.json") >> config;
+  config["num_hidden_layers"] = 1000000;
+  std::ofstream(dir.path() / "config.json") << config.dump();
+  fs::copy_file(saved / "model.safetensors", dir.path() / "model.safetensors");
+  try {
+    load_model(dir.path().string());
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("num_hidden_layers: 1000000 layers need at least"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // The real default model, when scripts/fetch_model.sh has put it in the cache.
 TEST(LoadModel, RealSmolLM2HasItsPublishedShape) {
   const std::string path = smollm2_gguf_path();
