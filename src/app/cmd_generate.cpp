@@ -170,13 +170,7 @@ extern "C" void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
 }
 
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  for (int sig : {SIGUSR1, SIGTERM, SIGINT}) sigaction(sig, &sa, nullptr);
-}
+bool stop_signalled() { return g_stop_signal.load() != 0; }
 
 long env_number(const char* name) {
   const char* v = std::getenv(name);
@@ -207,8 +201,13 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
   st.weights = std::make_unique<dist::NodeWeights>(MPI_COMM_WORLD, model_path);
   const model::LoadedModel& m = st.weights->model();
   st.tok.emplace(load_tokenizer(m));
-  const auto docs = io::read_documents(
-      cfg.input, io::ReadOptions{m.config.vocab_size, std::int64_t{cfg.max_record_mb} << 20});
+  std::string input_hash;
+  io::ReadOptions read;
+  read.vocab_size = m.config.vocab_size;
+  read.max_record_bytes = std::int64_t{cfg.max_record_mb} << 20;
+  read.stop_requested = stop_signalled;
+  read.content_hash = &input_hash;
+  const auto docs = io::read_documents(cfg.input, read);
   st.documents = docs.size();
   // The chat template is recognized only when some document has `messages`, so a model whose
   // template infllm does not know still serves plain prompts.
@@ -234,7 +233,7 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
   }
   if (rank != 0) return;
   const json fingerprint = io::make_fingerprint(model_path, cfg.input, output_options(cfg),
-                                                static_cast<std::int64_t>(docs.size()));
+                                                static_cast<std::int64_t>(docs.size()), input_hash);
   const json run_attributes = {{"model", model_path},
                                {"input", cfg.input},
                                {"ranks", ranks},
@@ -292,8 +291,18 @@ io::RunTables run_tables(const dist::EngineSummary& sum) {
 
 }  // namespace
 
+void install_stop_handlers(bool restart) {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = restart ? SA_RESTART : 0;
+  for (int sig : {SIGUSR1, SIGTERM, SIGINT}) sigaction(sig, &sa, nullptr);
+}
+
 int run_generate(const GenerateConfig& cfg) {
-  install_stop_handlers();
+  // main() installed the handlers without SA_RESTART, so that a signal ends a blocking read of
+  // the input; installing them again is harmless when run_generate is called on its own.
+  install_stop_handlers(false);
   const auto t0 = Clock::now();
   dist::MpiSession mpi(nullptr, nullptr);
   const int rank = mpi.rank(), ranks = mpi.size();
@@ -309,6 +318,9 @@ int run_generate(const GenerateConfig& cfg) {
   std::string message;
   try {
     set_up(cfg, rank, ranks, st);
+  } catch (const StopRequested& e) {
+    code = static_cast<int>(ExitCode::kStopped);
+    message = e.what();
   } catch (const UsageError& e) {
     code = static_cast<int>(ExitCode::kBadInput);
     message = e.what();
@@ -327,6 +339,8 @@ int run_generate(const GenerateConfig& cfg) {
     if (rank == first) std::cerr << "infllm generate: " << message << "\n";
     return worst;
   }
+  // From here on a stop is taken at a step boundary; blocking calls are restarted.
+  install_stop_handlers(true);
   const model::LoadedModel& m = st.weights->model();
   if (rank == 0 && !cfg.quiet) {
     std::cerr << "infllm generate: " << st.documents << " requests, " << st.prompt_tokens

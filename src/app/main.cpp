@@ -16,6 +16,9 @@ namespace infllm::app {
 int run_make_model(const MakeModelConfig& config);
 int run_inspect(const InspectConfig& config);
 int run_generate(const GenerateConfig& config);
+// SIGUSR1, SIGTERM and SIGINT ask `generate` to stop (cmd_generate.cpp); without SA_RESTART a
+// signal also ends a blocking read of the input.
+void install_stop_handlers(bool restart);
 }  // namespace infllm::app
 
 namespace {
@@ -71,6 +74,10 @@ int main(int argc, char** argv) {
     return code(ExitCode::kBadInput);
   }
   const std::string command = argv[1];
+  // NOTE: as early as the program can: from here on a forwarded SIGUSR1 or SIGTERM is a clean
+  // stop (exit 4). Before this line (the dynamic loader, static initialisers) the default
+  // action still applies and kills the process (exit 128 + the signal).
+  if (command == "generate") infllm::app::install_stop_handlers(false);
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << infllm::app::top_level_help();
     return 0;

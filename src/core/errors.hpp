@@ -56,6 +56,14 @@ class OutputError : public std::runtime_error {
   std::string file_;
 };
 
+// A stop signal (SIGTERM, SIGUSR1, SIGINT) arrived while the job was blocked before its first
+// step (reading an input from a FIFO that has no writer yet): the job ends with exit 4 and
+// nothing written.
+class StopRequested : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // A broken internal invariant or a failed system/MPI/CUDA call: a bug or a sick machine.
 class InternalError : public std::runtime_error {
  public:

@@ -1,6 +1,11 @@
 // documents.cpp: JSONL and HDF5 document readers (see documents.hpp).
 #include "io/documents.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -9,6 +14,7 @@
 
 #include "core/errors.hpp"
 #include "core/strict_json.hpp"
+#include "io/fingerprint.hpp"
 #include "io/hdf5_documents.hpp"
 
 namespace infllm::io {
@@ -104,31 +110,84 @@ std::string id_of(const RecordReader& r, const json& obj) {
   r.fail("id", "must be a string or an integer, got " + id.dump());
 }
 
-// The next line of `in` into `line` (without its newline); false at the end. A line longer than
-// `max_bytes` is refused as soon as it passes the limit, so memory stays bounded by it.
-bool read_line(std::istream& in, std::string& line, std::int64_t max_bytes, const std::string& path,
-               std::size_t number) {
-  line.clear();
-  std::streambuf* buf = in.rdbuf();
-  for (;;) {
-    const int c = buf->sbumpc();
-    if (c == std::char_traits<char>::eof()) {
-      if (line.empty()) {
-        in.setstate(std::ios::eofbit);
-        return false;
+// The input as a stream of lines, read with POSIX calls so that a signal that interrupts a
+// blocking open or read (a FIFO) can end the job instead of being retried forever, and hashed as
+// it goes. A line longer than the limit is refused as soon as it passes it, so memory stays
+// bounded by the limit whatever the input.
+class LineReader {
+ public:
+  LineReader(const std::string& path, const ReadOptions& options)
+      : path_(path), options_(options), buf_(64 * 1024) {
+    for (;;) {
+      // NOTE: a signal that lands between this check and the open() call is seen only when the
+      // open returns; that window is a few instructions wide.
+      check_stop();
+      fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ >= 0) break;
+      if (errno == EINTR) {
+        check_stop();
+        continue;
       }
-      return true;
+      throw InputError(path, "", std::string("cannot open for reading: ") + std::strerror(errno));
     }
-    if (c == '\n') return true;
-    if (static_cast<std::int64_t>(line.size()) >= max_bytes) {
-      throw InputError(path, "line " + std::to_string(number),
-                       "longer than " + std::to_string(max_bytes >> 20) +
-                           " MiB (--max-record-mb); an input that never ends a line is refused "
-                           "here rather than read without bound");
-    }
-    line.push_back(static_cast<char>(c));
   }
-}
+  ~LineReader() { ::close(fd_); }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // The next line (without its newline) into `line`; false at the end of the input.
+  bool next(std::string& line, std::size_t number) {
+    line.clear();
+    for (;;) {
+      if (pos_ == end_ && !fill()) return !line.empty();
+      const char* begin = buf_.data() + pos_;
+      const auto* nl = static_cast<const char*>(std::memchr(begin, '\n', end_ - pos_));
+      const std::size_t take = nl != nullptr ? static_cast<std::size_t>(nl - begin) : end_ - pos_;
+      if (static_cast<std::int64_t>(line.size() + take) > options_.max_record_bytes) {
+        throw InputError(path_, "line " + std::to_string(number),
+                         "longer than " + std::to_string(options_.max_record_bytes >> 20) +
+                             " MiB (--max-record-mb); an input that never ends a line is refused "
+                             "here rather than read without bound");
+      }
+      line.append(begin, take);
+      pos_ += take;
+      if (nl != nullptr) {
+        ++pos_;
+        return true;
+      }
+    }
+  }
+
+  std::string hash() const { return hash_.hex(); }
+
+ private:
+  bool fill() {
+    for (;;) {
+      const ssize_t n = ::read(fd_, buf_.data(), buf_.size());
+      if (n < 0 && errno == EINTR) {
+        check_stop();
+        continue;
+      }
+      if (n < 0) throw InputError(path_, "", std::string("read error: ") + std::strerror(errno));
+      hash_.add(buf_.data(), static_cast<std::size_t>(n));
+      pos_ = 0;
+      end_ = static_cast<std::size_t>(n);
+      return n > 0;
+    }
+  }
+  void check_stop() const {
+    if (options_.stop_requested && options_.stop_requested()) {
+      throw StopRequested("stopped by a signal while reading " + path_ + "; nothing was written");
+    }
+  }
+
+  std::string path_;
+  const ReadOptions& options_;
+  std::vector<char> buf_;
+  std::size_t pos_ = 0, end_ = 0;
+  int fd_ = -1;
+  ContentHash hash_;
+};
 
 }  // namespace
 
@@ -221,14 +280,13 @@ std::vector<Document> read_documents(const std::string& path, const ReadOptions&
   if (format == FileFormat::kHdf5) {
     docs = read_hdf5_documents(path, options);
   } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(path, "", "cannot open for reading");
+    LineReader in(path, options);
     std::string line;
-    for (std::size_t n = 1; read_line(in, line, options.max_record_bytes, path, n); ++n) {
+    for (std::size_t n = 1; in.next(line, n); ++n) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       docs.push_back(parse_document_json(path, "line " + std::to_string(n), line, options));
     }
-    if (in.bad()) throw InputError(path, "", "read error");
+    if (options.content_hash != nullptr) *options.content_hash = in.hash();
   }
   if (docs.empty()) throw InputError(path, "", "no documents");
   std::unordered_map<std::string, std::string> seen;

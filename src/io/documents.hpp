@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,12 @@ struct ReadOptions {
   // A JSONL line longer than this is refused (--max-record-mb): reading is a stream bounded by
   // it, so an input that never ends (a FIFO, /dev/zero) cannot grow memory without bound.
   std::int64_t max_record_bytes = std::int64_t{64} << 20;
+  // Asked when a blocking open or read of the input is interrupted by a signal (a FIFO with no
+  // writer yet): true ends the read with StopRequested. Empty: interrupted calls are retried.
+  std::function<bool()> stop_requested;
+  // When set, receives the input's file_content_hash (fingerprint.hpp), computed over the bytes
+  // as they are read, so that the input is read once (JSONL; HDF5 inputs are hashed as files).
+  std::string* content_hash = nullptr;
 };
 
 // Reads and validates every document of `path`.

@@ -72,16 +72,20 @@ void hash_edges(std::uint64_t& h, const std::string& path) {
 
 }  // namespace
 
+void ContentHash::add(const void* data, std::size_t n) { fnv(h_, data, n); }
+
+std::string ContentHash::hex() const { return io::hex(h_); }
+
 std::string file_content_hash(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, "", "cannot open (for its fingerprint)");
-  std::uint64_t h = kFnvOffset;
+  ContentHash h;
   std::vector<char> buf(256 * 1024);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    fnv(h, buf.data(), static_cast<std::size_t>(in.gcount()));
+    h.add(buf.data(), static_cast<std::size_t>(in.gcount()));
   }
-  return hex(h);
+  return h.hex();
 }
 
 std::string model_identity(const std::string& path) {
@@ -106,10 +110,12 @@ std::string model_identity(const std::string& path) {
 }
 
 json make_fingerprint(const std::string& model_path, const std::string& input_path,
-                      const json& options, std::int64_t requests) {
+                      const json& options, std::int64_t requests, const std::string& input_hash) {
   return {{"version", 1},
           {"model", {{"path", model_path}, {"identity", model_identity(model_path)}}},
-          {"input", {{"path", input_path}, {"hash", file_content_hash(input_path)}}},
+          {"input",
+           {{"path", input_path},
+            {"hash", input_hash.empty() ? file_content_hash(input_path) : input_hash}}},
           {"options", options},
           {"requests", requests}};
 }

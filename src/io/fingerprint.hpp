@@ -26,13 +26,27 @@ namespace infllm::io {
 // FNV-1a 64 of a file's bytes as 16 hex digits; InputError naming the file if unreadable.
 std::string file_content_hash(const std::string& path);
 
+// The same hash over bytes as they stream by (the input reader hashes what it reads, so that
+// an input is read once, and a FIFO can be an input).
+class ContentHash {
+ public:
+  void add(const void* data, std::size_t n);
+  std::string hex() const;
+
+ private:
+  std::uint64_t h_ = 1469598103934665603ull;  // FNV-1a 64 offset basis
+};
+
 // The content identity of a model (HF directory or GGUF file), as described above.
 std::string model_identity(const std::string& path);
 
 // {"model": {"path", "identity"}, "input": {"path", "hash"}, "options": options,
 //  "requests": requests, "version": 1}
+// `input_hash`: the input's file_content_hash when the reader already computed it while
+// reading ("" = hash the file now).
 nlohmann::json make_fingerprint(const std::string& model_path, const std::string& input_path,
-                                const nlohmann::json& options, std::int64_t requests);
+                                const nlohmann::json& options, std::int64_t requests,
+                                const std::string& input_hash = "");
 
 std::string meta_path(const std::string& output);
 

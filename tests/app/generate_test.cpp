@@ -4,6 +4,7 @@
 // of inputs and outputs.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -343,6 +344,44 @@ TEST_F(Generate, SignalStopsAtAStepBoundaryExitFourAndResumeFinishes) {
   ASSERT_EQ(resumed.code, 0) << resumed.out;
   const auto all = outcome(read_jsonl(out));
   EXPECT_EQ(all.size(), 20u);
+}
+
+// An input from a FIFO that no writer has opened blocks in open(): SIGTERM, SIGUSR1 and SIGINT
+// each end the job with exit 4 and nothing written (before, the signals were ignored forever).
+// With a writer, the FIFO is read once, and the fingerprint holds the same input hash as the
+// same bytes in a regular file.
+TEST_F(Generate, SignalWhileBlockedOnAFifoInputStopsCleanly) {
+  const auto fifo = path("fifo.jsonl");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const int sig : {SIGTERM, SIGUSR1, SIGINT}) {
+    const auto out = path("fifo-" + std::to_string(sig) + ".jsonl");
+    const pid_t pid = spawn_generate(
+        "generate --quiet --model " + model() + " --input " + fifo + " --output " + out,
+        path("fifo.log"), "");
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // loading the model, then blocked
+    ASSERT_EQ(kill(pid, sig), 0);
+    const auto code = wait_exit(pid, 20.0);
+    ASSERT_TRUE(code.has_value()) << "no exit within 20 s of signal " << sig;
+    EXPECT_EQ(*code, 4) << "signal " << sig;
+    EXPECT_FALSE(fs::exists(out)) << "signal " << sig;
+    EXPECT_FALSE(fs::exists(out + ".meta.json")) << "signal " << sig;
+  }
+  const auto regular = write("fifo-regular.jsonl", kInput);
+  ASSERT_EQ(infllm("generate --quiet --model " + model() + " --input " + regular + " --output " +
+                   path("fifo-regular.out.jsonl"))
+                .code,
+            0);
+  std::thread writer([&] { std::ofstream(fifo) << kInput; });
+  const Result r = infllm("generate --quiet --model " + model() + " --input " + fifo +
+                          " --output " + path("fifo-ok.out.jsonl"));
+  writer.join();
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_jsonl(path("fifo-ok.out.jsonl")).size(), 3u);
+  const auto hash = [&](const std::string& out) {
+    std::ifstream in(out + ".meta.json");
+    return json::parse(in).at("input").at("hash").get<std::string>();
+  };
+  EXPECT_EQ(hash(path("fifo-ok.out.jsonl")), hash(path("fifo-regular.out.jsonl")));
 }
 
 TEST_F(Generate, QuietPrintsNothing) {
