@@ -26,6 +26,7 @@
 //   INFLLM_TEST_CUT_FILLS=1        every fill step is cut at its last layer and dropped, as when
 //                                  the last rank arrives during it (EngineHooks)
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -195,7 +196,20 @@ struct Setup {
 };
 
 // Everything that can be wrong before the run; rank 0 also opens the output.
+// The output can never be the input: the same file (by device and inode, through links), with
+// or without --overwrite, would destroy the input.
+void refuse_output_onto_input(const GenerateConfig& cfg) {
+  struct stat in {
+  }, out{};
+  if (::stat(cfg.input.c_str(), &in) != 0 || ::stat(cfg.output.c_str(), &out) != 0) return;
+  if (in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
+    throw UsageError("output", "'" + cfg.output + "' is the input file '" + cfg.input +
+                                   "'; the output can never be the input");
+  }
+}
+
 void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
+  refuse_output_onto_input(cfg);
   // A repository id (ORG/NAME[@REV]) is the snapshot in the Hugging Face cache.
   const std::string model_path = model::resolve_model_path(cfg.model);
   st.weights = std::make_unique<dist::NodeWeights>(MPI_COMM_WORLD, model_path);

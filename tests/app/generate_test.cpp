@@ -384,6 +384,27 @@ TEST_F(Generate, SignalWhileBlockedOnAFifoInputStopsCleanly) {
   EXPECT_EQ(hash(path("fifo-ok.out.jsonl")), hash(path("fifo-regular.out.jsonl")));
 }
 
+// --overwrite with the input as the output replaced the input by the results; the same file
+// through a link too. Refused by name, and the input is untouched.
+TEST_F(Generate, OutputThatIsTheInputIsRefusedEvenWithOverwrite) {
+  const auto in = write("self.jsonl", kInput);
+  const auto link = path("self-link.jsonl");
+  fs::create_symlink(in, link);
+  for (const auto& out : {in, link}) {
+    for (const char* flag : {" --overwrite", " --resume", ""}) {
+      const Result r = infllm("generate --quiet --model " + model() + " --input " + in +
+                              " --output " + out + flag);
+      EXPECT_EQ(r.code, 2) << out << flag << ": " << r.out;
+      EXPECT_NE(r.out.find("option --output: '" + out + "' is the input file"), std::string::npos)
+          << r.out;
+    }
+  }
+  std::ifstream f(in);
+  const std::string now((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(now, kInput);
+  EXPECT_FALSE(fs::exists(in + ".meta.json"));
+}
+
 TEST_F(Generate, QuietPrintsNothing) {
   const auto in = write("q.jsonl", kInput);
   const Result r = infllm("generate --quiet --model " + model() + " --input " + in + " --output " +
