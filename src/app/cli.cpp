@@ -4,6 +4,7 @@
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <type_traits>
 
@@ -203,6 +204,11 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   require_range("max-num-seqs", c.max_num_seqs, 1, 1 << 20);
   require_range("dgfm-budget-mb", c.dgfm_budget_mb, 0.0, 1e9);
   require_range("max-record-mb", c.max_record_mb, 1, 1 << 20);
+  // The same rules as a JSONL record's fields: a seed in [0, 2^63 - 1], no empty stop string.
+  require_range("seed", c.seed, std::int64_t{0}, std::numeric_limits<std::int64_t>::max());
+  for (const auto& s : c.stop) {
+    if (s.empty()) throw UsageError("stop", "must be a non-empty string");
+  }
   if (c.resume && c.overwrite) throw UsageError("resume", "cannot be combined with --overwrite");
   return out;
 }

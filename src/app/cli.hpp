@@ -4,6 +4,7 @@
 // has a default shown in --help; an out-of-range value is a UsageError naming the option.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,7 +42,8 @@ struct GenerateConfig {
   double top_p = 1.0;
   int top_k = 0;  // 0 = off
   double min_p = 0.0;
-  unsigned long long seed = 0;
+  // Signed, so that "-1" is refused as -1 (an unsigned option reads it as 2^64 - 1).
+  std::int64_t seed = 0;
   int logprobs = 0;
   // Resources.
   int threads = 0;          // 0 = node cores / ranks on the node

@@ -131,13 +131,19 @@ model::GenRequest make_request(const io::Document& doc, const GenerateConfig& cf
   const auto& o = doc.overrides;
   r.max_new_tokens = doc.max_new_tokens.value_or(cfg.max_new_tokens);
   r.min_new_tokens = o.min_new_tokens.value_or(cfg.min_new_tokens);
+  // One rule with the command line's --min-new-tokens, on the values this request runs with.
+  if (r.min_new_tokens > r.max_new_tokens) {
+    throw InputError(input, doc.where + ", field min_new_tokens",
+                     std::to_string(r.min_new_tokens) + " exceeds max_new_tokens " +
+                         std::to_string(r.max_new_tokens));
+  }
   r.ignore_eos = o.ignore_eos.value_or(cfg.ignore_eos);
   r.stop = o.stop.value_or(cfg.stop);
   r.sampling.temperature = o.temperature.value_or(cfg.temperature);
   r.sampling.top_p = o.top_p.value_or(cfg.top_p);
   r.sampling.top_k = o.top_k.value_or(cfg.top_k);
   r.sampling.min_p = o.min_p.value_or(cfg.min_p);
-  r.sampling.seed = o.seed.value_or(cfg.seed);
+  r.sampling.seed = o.seed.value_or(static_cast<std::uint64_t>(cfg.seed));
   r.sampling.logprobs = cfg.logprobs;
   return r;
 }

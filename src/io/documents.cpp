@@ -76,7 +76,11 @@ class RecordReader {
   std::optional<std::vector<std::string>> strings(const char* field) const {
     if (!has(field)) return std::nullopt;
     const json& v = obj_[field];
-    if (v.is_string()) return std::vector<std::string>{v.get<std::string>()};
+    if (v.is_string()) {
+      // One rule with the command line's --stop: an empty stop string is refused.
+      if (v.get<std::string>().empty()) fail(field, "must hold non-empty strings only");
+      return std::vector<std::string>{v.get<std::string>()};
+    }
     if (!v.is_array()) fail(field, "must be a string or an array of strings");
     std::vector<std::string> out;
     for (const auto& s : v) {
@@ -250,6 +254,10 @@ Document parse_document_json(const std::string& path, const std::string& where,
       if (!m[i].is_object() || !m[i].contains("role") || !m[i]["role"].is_string() ||
           !m[i].contains("content") || !m[i]["content"].is_string()) {
         rec.fail(at, "must be an object with string fields role and content");
+      }
+      const std::string role = m[i]["role"].get<std::string>();
+      if (role != "system" && role != "user" && role != "assistant") {
+        rec.fail(at + ".role", "'" + role + "' is not a chat role (system, user, assistant)");
       }
       msgs.push_back({m[i]["role"].get<std::string>(), m[i]["content"].get<std::string>()});
     }

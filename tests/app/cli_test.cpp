@@ -48,6 +48,16 @@ TEST(ParseGenerate, NonFiniteNumbersAreRefusedByName) {
   }
 }
 
+// One rule with a JSONL record's fields: seeds in [0, 2^63 - 1] (an unsigned option read "-1"
+// as 2^64 - 1 and ran with it), and no empty stop string.
+TEST(ParseGenerate, SeedAndStopFollowTheRecordsRules) {
+  EXPECT_EQ(rejected_option(with_required({"--seed", "-1"})), "seed");
+  EXPECT_EQ(rejected_option(with_required({"--seed", "18446744073709551615"})), "seed");
+  EXPECT_EQ(rejected_option(with_required({"--seed", "9223372036854775807"})), "");
+  EXPECT_EQ(rejected_option(with_required({"--stop", ""})), "stop");
+  EXPECT_EQ(rejected_option(with_required({"--stop", "x", "--stop", ""})), "stop");
+}
+
 TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
   const auto p = parse_generate(kRequired);
   ASSERT_FALSE(p.help);

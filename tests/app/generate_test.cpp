@@ -405,6 +405,20 @@ TEST_F(Generate, OutputThatIsTheInputIsRefusedEvenWithOverwrite) {
   EXPECT_FALSE(fs::exists(in + ".meta.json"));
 }
 
+// min_new_tokens above max_new_tokens is refused in a record as on the command line, on the
+// values the request would run with (the record's or the command line's).
+TEST_F(Generate, MinAboveMaxNewTokensInARecordIsRefused) {
+  const auto in = write("minmax.jsonl",
+                        "{\"id\": \"a\", \"tokens\": [5, 6], "
+                        "\"min_new_tokens\": 9}\n");
+  const Result r = infllm("generate --quiet --model " + model() + " --input " + in + " --output " +
+                          path("minmax.out.jsonl") + " --max-new-tokens 4");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("field min_new_tokens: 9 exceeds max_new_tokens 4"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(path("minmax.out.jsonl")));
+}
+
 TEST_F(Generate, QuietPrintsNothing) {
   const auto in = write("q.jsonl", kInput);
   const Result r = infllm("generate --quiet --model " + model() + " --input " + in + " --output " +

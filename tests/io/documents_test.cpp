@@ -115,6 +115,17 @@ TEST(Jsonl, RecordLongerThanTheLimitIsRefused) {
   EXPECT_THROW(read_documents(zero.string(), ReadOptions{0, limit}), InputError);
 }
 
+TEST(Jsonl, EmptyStopStringAndUnknownRolesAreRefused) {
+  expect_names(
+      error_of(write_text("stop.jsonl", "{\"id\": \"a\", \"prompt\": \"x\", \"stop\": \"\"}\n")),
+      {"line 1", "stop", "non-empty"});
+  expect_names(error_of(write_text("role.jsonl",
+                                   "{\"id\": \"a\", \"messages\": [{\"role\": \"user\", "
+                                   "\"content\": \"x\"}, {\"role\": \"wizard\", \"content\": "
+                                   "\"y\"}]}\n")),
+               {"line 1", "messages[1].role", "'wizard' is not a chat role"});
+}
+
 TEST(Jsonl, LineNotAnObject) {
   expect_names(error_of(write_text("arr.jsonl", "[1, 2]\n")), {"line 1", "not a JSON object"});
 }
