@@ -3,12 +3,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/errors.hpp"
 #include "model/dequant.hpp"
@@ -38,6 +40,18 @@ void refuse_sliding_window(const ModelConfig& c, const std::string& file) {
                          " of " + std::to_string(c.max_position_embeddings) +
                          " positions) is not implemented; infllm would attend beyond the window");
   }
+}
+
+// A NaN or infinity in the weights turns every logit it reaches into NaN; refused at load,
+// naming the tensor and the first such element.
+void refuse_non_finite(const std::vector<float>& data, const std::string& file,
+                       const std::string& name) {
+  const auto bad =
+      std::find_if(data.begin(), data.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == data.end()) return;
+  std::ostringstream os;
+  os << "holds a non-finite value (" << *bad << ") at element " << (bad - data.begin());
+  throw InputError(file, "tensor " + name, os.str());
 }
 
 // Every layer has at least nine tensors (two norms, q k v o, gate up down). A config that
@@ -304,7 +318,10 @@ LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
                            " implies " + shape_string(w.shape));
     }
     w.dest->shape = w.shape;
-    if (options.values) w.dest->data = file->read_f32(*t);
+    if (options.values) {
+      w.dest->data = file->read_f32(*t);
+      refuse_non_finite(w.dest->data, file->path(), w.name);
+    }
     by_name.erase(it);
   }
   for (const auto& [name, where] : by_name) {
@@ -480,7 +497,10 @@ LoadedModel load_gguf_model(const std::string& file, const LoadOptions& options)
                            ", but the llama.* metadata implies " + shape_string(w.shape));
     }
     w.dest->shape = w.shape;
-    if (options.values) w.dest->data = g.read_f32(*t);
+    if (options.values) {
+      w.dest->data = g.read_f32(*t);
+      refuse_non_finite(w.dest->data, file, w.name);
+    }
     // Matrices in a type the backends multiply directly keep their stored rows too.
     if ((t->type_id == static_cast<std::uint32_t>(GgmlType::kQ4_1) ||
          t->type_id == static_cast<std::uint32_t>(GgmlType::kQ8_0)) &&

@@ -337,6 +337,36 @@ TEST(LoadModel, MoreLayersThanTheFilesHoldIsRefusedFirst) {
   }
 }
 
+// A NaN in the weights (here one bf16 element of a transformers-saved model, set to 0x7FC0) is
+// refused at load, naming the file, the tensor and the element.
+TEST(LoadModel, NonFiniteWeightIsRefusedNamingTheTensor) {
+  const fs::path saved = fs::path(INFLLM_SOURCE_DIR) / "tests/data/golden/hf_mistral";
+  const infllm::testing::TempDir dir("infllm-nan");
+  std::ifstream in(saved / "model.safetensors", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  const auto j = nlohmann::json::parse(bytes.substr(8, header));
+  const std::string name = "model.layers.1.mlp.up_proj.weight";
+  ASSERT_EQ(j.at(name).at("dtype"), "BF16");
+  const std::size_t at = 8 + header + j.at(name).at("data_offsets")[0].get<std::size_t>() + 2 * 3;
+  bytes[at] = static_cast<char>(0xC0);
+  bytes[at + 1] = static_cast<char>(0x7F);
+  fs::copy_file(saved / "config.json", dir.path() / "config.json");
+  std::ofstream(dir.path() / "model.safetensors", std::ios::binary) << bytes;
+  try {
+    load_model(dir.path().string());
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), (dir.path() / "model.safetensors").string());
+    EXPECT_NE(std::string(e.what()).find("tensor " + name +
+                                         ": holds a non-finite value (nan) "
+                                         "at element 3"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // The real default model, when scripts/fetch_model.sh has put it in the cache.
 TEST(LoadModel, RealSmolLM2HasItsPublishedShape) {
   const std::string path = smollm2_gguf_path();
