@@ -67,6 +67,14 @@ std::vector<std::string> read_strings(const std::string& path, const std::string
     for (hsize_t i = 0; i < d.size; ++i) {
       const char* s = raw.data() + i * width;
       out[i].assign(s, strnlen(s, width));
+      // A NUL inside the string (not only padding after it) would be silently cut here.
+      for (std::size_t k = out[i].size(); k < width; ++k) {
+        if (s[k] != '\0') {
+          throw InputError(path, full + ", index " + std::to_string(i),
+                           "holds a NUL byte inside the string (at byte " +
+                               std::to_string(out[i].size()) + "); it cannot be read whole");
+        }
+      }
     }
   }
   return out;
@@ -107,10 +115,33 @@ std::vector<std::int64_t> read_integers(const std::string& path, const std::stri
   return out;
 }
 
+// Every member of /documents must be one this reader knows: a dataset it does not read (a
+// misspelt max_new_token, a temperature column) would otherwise be ignored silently.
+void refuse_unknown_members(const std::string& path, hid_t file) {
+  if (H5Lexists(file, "/documents", H5P_DEFAULT) <= 0) return;  // open_1d names it
+  H5G_info_t info{};
+  if (H5Gget_info_by_name(file, "/documents", &info, H5P_DEFAULT) < 0) return;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = H5Lget_name_by_idx(file, "/documents", H5_INDEX_NAME, H5_ITER_INC, i,
+                                           nullptr, 0, H5P_DEFAULT);
+    if (len < 0) continue;
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    H5Lget_name_by_idx(file, "/documents", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
+                       H5P_DEFAULT);
+    name.resize(static_cast<std::size_t>(len));
+    if (name != "id" && name != "text" && name != "tokens" && name != "max_new_tokens") {
+      throw InputError(path, "/documents/" + name,
+                       "is not an input dataset infllm reads (id, text or tokens, "
+                       "max_new_tokens)");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<Document> read_hdf5_documents(const std::string& path, const ReadOptions& options) {
   Hdf5Handle file = open_hdf5_read(path);
+  refuse_unknown_members(path, file.get());
   const Dataset ids = open_1d(path, file.get(), "id", true);
   const Dataset text = open_1d(path, file.get(), "text", false);
   const Dataset tokens = open_1d(path, file.get(), "tokens", false);

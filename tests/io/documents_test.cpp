@@ -312,6 +312,33 @@ TEST(Hdf5Input, LengthMismatchAndEmptyText) {
                {"id a", "empty prompt"});
 }
 
+// A dataset the reader does not read (a misspelt max_new_token, a per-request temperature) was
+// ignored silently; it is refused by name. And a fixed-length id with a NUL inside it was cut
+// at the NUL (two ids "a\0x" and "a\0y" read as the same "a"); refused, naming the index.
+TEST(Hdf5Input, UnknownDatasetsAndNulInsideAStringAreRefused) {
+  expect_names(error_of(make_h5("unknown.h5",
+                                [](hid_t g) {
+                                  write_vlen_strings(g, "id", {"a"});
+                                  write_vlen_strings(g, "text", {"x"});
+                                  write_ints(g, "max_new_token", {4});
+                                })),
+               {"/documents/max_new_token", "not an input dataset"});
+  expect_names(
+      error_of(make_h5("nul.h5",
+                       [](hid_t g) {
+                         const char raw[2][4] = {{'a', '\0', 'x', '\0'}, {'b', '\0', '\0', '\0'}};
+                         Hdf5Handle type(H5Tcopy(H5T_C_S1));
+                         H5Tset_size(type.get(), 4);
+                         const hsize_t n = 2;
+                         Hdf5Handle space(H5Screate_simple(1, &n, nullptr));
+                         Hdf5Handle set(H5Dcreate2(g, "id", type.get(), space.get(), H5P_DEFAULT,
+                                                   H5P_DEFAULT, H5P_DEFAULT));
+                         H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
+                         write_vlen_strings(g, "text", {"x", "y"});
+                       })),
+      {"/documents/id, index 0", "NUL byte inside the string"});
+}
+
 TEST(Hdf5Input, DuplicateIds) {
   expect_names(error_of(make_h5("dup.h5",
                                 [](hid_t g) {
