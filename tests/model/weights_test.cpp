@@ -248,99 +248,94 @@ TEST(LoadModel, MissingPathIsAnInputError) {
   EXPECT_THROW(load_model("/nonexistent/model.gguf"), InputError);
 }
 
+// The tiny GGUF's bytes, for the tests that change a copy.
+std::string tiny_gguf_bytes() {
+  std::ifstream in(kTinyGguf, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Loads `bytes` as a .gguf file; the InputError's message, which must name that file ("" when
+// it loads).
+std::string gguf_load_error(const std::string& bytes) {
+  const infllm::testing::TempDir dir("infllm-gguf-variant");
+  const fs::path path = dir.path() / "changed.gguf";
+  std::ofstream(path, std::ios::binary) << bytes;
+  try {
+    load_model(path.string());
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), path.string());
+    return e.what();
+  }
+  return "";
+}
+
 TEST(LoadModel, UnknownGgufTensorTypeIsNamed) {
   // A copy of the tiny GGUF with attn_v's type id changed to 99 (no such ggml type).
-  std::ifstream in(kTinyGguf, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes = tiny_gguf_bytes();
   const std::string name = "blk.0.attn_v.weight";
   const auto at = bytes.find(name);
   ASSERT_NE(at, std::string::npos);
   const std::size_t type_at = at + name.size() + 4 + 2 * 8;  // n_dims u32, two u64 dims
   const std::uint32_t bogus = 99;
   std::memcpy(bytes.data() + type_at, &bogus, 4);
-  const fs::path path =
-      fs::temp_directory_path() / ("infllm_bad_type_" + std::to_string(::getpid()) + ".gguf");
-  std::ofstream(path, std::ios::binary) << bytes;
-  try {
-    load_model(path.string());
-    ADD_FAILURE() << "no error";
-  } catch (const InputError& e) {
-    EXPECT_EQ(e.file(), path.string());
-    EXPECT_NE(std::string(e.what()).find("blk.0.attn_v.weight"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("type 99"), std::string::npos) << e.what();
-  }
-  fs::remove(path);
+  const std::string message = gguf_load_error(bytes);
+  EXPECT_NE(message.find("blk.0.attn_v.weight"), std::string::npos) << message;
+  EXPECT_NE(message.find("type 99"), std::string::npos) << message;
 }
 
 // A GGUF metadata key of the architecture that infllm does not read is refused by name, since
 // it may change the math (here llama.rope.freq_base renamed in place to llama.rope.freq_bass).
 TEST(LoadModel, UnknownGgufArchitectureKeyIsNamed) {
-  std::ifstream in(kTinyGguf, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes = tiny_gguf_bytes();
   const std::string key = "llama.rope.freq_base";
   const auto at = bytes.find(key);
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() - 1] = 's';
-  const infllm::testing::TempDir dir("infllm-gguf-key");
-  const fs::path path = dir.path() / "renamed.gguf";
-  std::ofstream(path, std::ios::binary) << bytes;
+  EXPECT_NE(gguf_load_error(bytes).find("llama.rope.freq_bass: is not a key infllm knows"),
+            std::string::npos);
+}
+
+const fs::path kSavedMistral = fs::path(INFLLM_SOURCE_DIR) / "tests/data/golden/hf_mistral";
+
+// The message of the InputError that loading the transformers-saved Mistral gives with one key
+// of its config.json changed ("" when it loads).
+std::string load_error_with(const char* key, const nlohmann::json& value) {
+  const infllm::testing::TempDir dir("infllm-config-variant");
+  nlohmann::json config;
+  std::ifstream(kSavedMistral / "config.json") >> config;
+  config[key] = value;
+  std::ofstream(dir.path() / "config.json") << config.dump();
+  fs::copy_file(kSavedMistral / "model.safetensors", dir.path() / "model.safetensors");
   try {
-    load_model(path.string());
-    ADD_FAILURE() << "no error";
+    load_model(dir.path().string());
   } catch (const InputError& e) {
-    EXPECT_EQ(e.file(), path.string());
-    EXPECT_NE(std::string(e.what()).find("llama.rope.freq_bass: is not a key infllm knows"),
-              std::string::npos)
-        << e.what();
+    return e.what();
   }
+  return "";
 }
 
 // Mistral with a real sliding window (shorter than its context) is refused at load, with the
 // reason; a null window (Mistral v0.2 and later) loads.
 TEST(LoadModel, SlidingWindowShorterThanTheContextIsRefused) {
-  const fs::path saved = fs::path(INFLLM_SOURCE_DIR) / "tests/data/golden/hf_mistral";
-  EXPECT_NO_THROW(load_model(saved.string(), LoadOptions{false}));
-  const infllm::testing::TempDir dir("infllm-sliding");
-  nlohmann::json config;
-  std::ifstream(saved / "config.json") >> config;
-  config["sliding_window"] = 64;
-  std::ofstream(dir.path() / "config.json") << config.dump();
-  fs::copy_file(saved / "model.safetensors", dir.path() / "model.safetensors");
-  try {
-    load_model(dir.path().string());
-    ADD_FAILURE() << "no error";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("sliding_window: sliding-window attention (window 64 "
-                                         "of 256 positions) is not implemented"),
-              std::string::npos)
-        << e.what();
-  }
+  EXPECT_EQ(load_error_with("sliding_window", nullptr), "");
+  EXPECT_NE(load_error_with("sliding_window", 64)
+                .find("sliding_window: sliding-window attention (window 64 of 256 positions) is "
+                      "not implemented"),
+            std::string::npos);
 }
 
 // A config declaring far more layers than its files hold is refused before the per-layer
 // structures are allocated (1,000,000 layers allocated gigabytes first).
 TEST(LoadModel, MoreLayersThanTheFilesHoldIsRefusedFirst) {
-  const fs::path saved = fs::path(INFLLM_SOURCE_DIR) / "tests/data/golden/hf_mistral";
-  const infllm::testing::TempDir dir("infllm-layers");
-  nlohmann::json config;
-  std::ifstream(saved / "config.json") >> config;
-  config["num_hidden_layers"] = 1000000;
-  std::ofstream(dir.path() / "config.json") << config.dump();
-  fs::copy_file(saved / "model.safetensors", dir.path() / "model.safetensors");
-  try {
-    load_model(dir.path().string());
-    ADD_FAILURE() << "no error";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("num_hidden_layers: 1000000 layers need at least"),
-              std::string::npos)
-        << e.what();
-  }
+  EXPECT_NE(load_error_with("num_hidden_layers", 1000000)
+                .find("num_hidden_layers: 1000000 layers need at least"),
+            std::string::npos);
 }
 
 // A NaN in the weights (here one bf16 element of a transformers-saved model, set to 0x7FC0) is
 // refused at load, naming the file, the tensor and the element.
 TEST(LoadModel, NonFiniteWeightIsRefusedNamingTheTensor) {
-  const fs::path saved = fs::path(INFLLM_SOURCE_DIR) / "tests/data/golden/hf_mistral";
+  const fs::path& saved = kSavedMistral;
   const infllm::testing::TempDir dir("infllm-nan");
   std::ifstream in(saved / "model.safetensors", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
