@@ -25,6 +25,7 @@
 #include <set>
 #include <thread>
 
+#include "dist/mpi_jobs.hpp"
 #include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
 
@@ -34,12 +35,6 @@ namespace fs = std::filesystem;
 using infllm::testing::CommandResult;
 using nlohmann::json;
 
-std::string launcher(int ranks) {
-  return "INFLLM_TEST_RANKS=" + std::to_string(ranks) + " INFLLM_TEST_MPI_TIMEOUT=200 " +
-         std::string(INFLLM_BINARY_DIR) + "/tests/mpi_launch.sh " +
-         infllm::testing::infllm_binary();
-}
-
 // For tests that count loans, moves or preemptions: fill steps run as long as a slower rank
 // takes, so how far the all-local requests get between two boundaries (and with it where the
 // gManager places and what it moves) depends on timing. Without them every step is decided at
@@ -47,19 +42,9 @@ std::string launcher(int ranks) {
 // equivalence suite and the FillWaits and CutFill tests, on outputs.)
 const std::string kDeterministic = " --fill-waits off";
 
-CommandResult mpi_infllm(int ranks, const std::string& args) {
-  return infllm::testing::run_command(launcher(ranks) + " " + args);
-}
-
-// A document of `n` token ids (deterministic, inside the 512-entry vocabulary).
-std::string doc(const std::string& id, int n, int max_new, int salt) {
-  std::string t = "{\"id\": \"" + id + "\", \"tokens\": [";
-  for (int i = 0; i < n; ++i) {
-    if (i > 0) t += ',';
-    t += std::to_string(3 + (i * 37 + salt * 101 + i / 7) % 500);
-  }
-  return t + "], \"max_new_tokens\": " + std::to_string(max_new) + "}\n";
-}
+using infllm::testing::doc;
+using infllm::testing::launcher;
+using infllm::testing::mpi_infllm;
 
 class Engine : public ::testing::Test {
  public:  // the static helpers serve free functions too
