@@ -319,10 +319,9 @@ void install_stop_handlers(bool restart) {
   for (int sig : {SIGUSR1, SIGTERM, SIGINT}) sigaction(sig, &sa, nullptr);
 }
 
+// NOTE: main() installs the stop handlers (without SA_RESTART) before parsing the options, so
+// that a signal ends a blocking read of the input.
 int run_generate(const GenerateConfig& cfg) {
-  // main() installed the handlers without SA_RESTART, so that a signal ends a blocking read of
-  // the input; installing them again is harmless when run_generate is called on its own.
-  install_stop_handlers(false);
   const auto t0 = Clock::now();
   dist::MpiSession mpi(nullptr, nullptr);
   const int rank = mpi.rank(), ranks = mpi.size();

@@ -32,6 +32,7 @@
 #include "model/hf_cache.hpp"
 #include "model/model_config.hpp"
 #include "model/safetensors.hpp"
+#include "model/tokenizer.hpp"
 #include "model/weights.hpp"
 
 namespace infllm::app {
@@ -149,11 +150,9 @@ void print_hf_tokenizer(const std::string& path) {
   }
   const auto& m = j.value("model", nlohmann::json::object());
   const auto& pre = j.value("pre_tokenizer", nlohmann::json::object());
-  const bool byte_level = pre.is_object() && pre.dump().find("\"ByteLevel\"") != std::string::npos;
-  const bool sentencepiece =
-      !byte_level && (m.value("byte_fallback", false) ||
-                      (pre.is_object() && pre.value("type", "") == "Metaspace") ||
-                      !j.value("normalizer", nlohmann::json()).is_null());
+  const bool sentencepiece = model::Tokenizer::json_is_sentencepiece(j);
+  const bool byte_level =
+      !sentencepiece && pre.is_object() && pre.dump().find("\"ByteLevel\"") != std::string::npos;
   std::cout << "tokenizer:      tokenizer.json, " << m.value("type", std::string("?"))
             << (byte_level      ? " (byte-level)"
                 : sentencepiece ? " (SentencePiece-style)"

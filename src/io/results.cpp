@@ -17,6 +17,7 @@
 #include "io/documents.hpp"
 #include "io/fingerprint.hpp"
 #include "io/hdf5_results.hpp"
+#include "io/write_file.hpp"
 
 namespace infllm::io {
 
@@ -102,12 +103,8 @@ class JsonlLog {
 
   void append(const json& j) {
     const std::string line = j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-    std::size_t done = 0;
-    while (done < line.size()) {
-      const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw OutputError(path_, std::string("write failed: ") + std::strerror(errno));
-      done += static_cast<std::size_t>(n);
+    if (!write_all(fd_, line)) {
+      throw OutputError(path_, std::string("write failed: ") + std::strerror(errno));
     }
     if (++unsynced_ >= sync_every_) sync();
   }

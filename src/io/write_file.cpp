@@ -15,7 +15,10 @@
 namespace infllm::io {
 namespace {
 
-// The bytes, all of them, to `fd`; false with errno set on failure.
+std::string os_error(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+}  // namespace
+
 bool write_all(int fd, std::string_view bytes) {
   std::size_t done = 0;
   while (done < bytes.size()) {
@@ -26,10 +29,6 @@ bool write_all(int fd, std::string_view bytes) {
   }
   return true;
 }
-
-std::string os_error(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
-
-}  // namespace
 
 void write_file(const std::string& path, std::string_view content) {
   struct stat st {};

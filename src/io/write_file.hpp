@@ -14,4 +14,8 @@ namespace infllm::io {
 // no temporary file is left behind.
 void write_file(const std::string& path, std::string_view content);
 
+// Writes all of `bytes` to `fd`, retrying after EINTR and short writes; false with errno set
+// on failure.
+bool write_all(int fd, std::string_view bytes);
+
 }  // namespace infllm::io

@@ -60,10 +60,6 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
-// Python's str.strip(): whitespace at both ends (Unicode spaces beyond ASCII are rare in
-// prompts; the ASCII ones and U+00A0-free text are what the templates see in practice).
-std::string strip(const std::string& s) { return trim(s); }
-
 // [INST] families: the system message (if the first message is one) and the rest, which must
 // alternate user / assistant starting with a user turn, as their templates require.
 std::span<const ChatMessage> alternating_turns(std::span<const ChatMessage> messages,
@@ -168,9 +164,9 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages,
       std::string content = turns[i].content;
       if (i == 0 && has_system) content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + content;
       if (turns[i].role == "user") {
-        out += "<s>[INST] " + strip(content) + " [/INST]";
+        out += "<s>[INST] " + trim(content) + " [/INST]";
       } else {
-        out += " " + strip(content) + " </s>";
+        out += " " + trim(content) + " </s>";
       }
     }
     return out;

@@ -61,13 +61,8 @@ Forward::Forward(const ModelConfig& config, const Weights& weights, Backend& bac
                       ? std::vector<float>(weights.rope_freqs.view,
                                            weights.rope_freqs.view + weights.rope_freqs.numel())
                       : weights.rope_freqs.data)) {
-  // NOTE: Mistral's sliding window is not implemented; refusing is better than silently
-  // attending beyond it.
-  if (config.sliding_window && *config.sliding_window < config.max_position_embeddings) {
-    throw InputError("config", "sliding_window",
-                     "sliding-window attention is not supported (window " +
-                         std::to_string(*config.sliding_window) + ")");
-  }
+  // load_model refuses such a model already; a config built in code is checked here too.
+  refuse_sliding_window(config, "config");
 }
 
 BlockGeometry Forward::geometry(int block_tokens, KvDtype dtype) const {

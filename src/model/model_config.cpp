@@ -469,6 +469,15 @@ void ModelConfig::validate(const std::string& file) const {
   }
 }
 
+void refuse_sliding_window(const ModelConfig& c, const std::string& file) {
+  if (c.sliding_window && *c.sliding_window < c.max_position_embeddings) {
+    throw InputError(file, "sliding_window",
+                     "sliding-window attention (window " + std::to_string(*c.sliding_window) +
+                         " of " + std::to_string(c.max_position_embeddings) +
+                         " positions) is not implemented; infllm would attend beyond the window");
+  }
+}
+
 ModelConfig parse_hf_config(const json& j, const std::string& file) {
   if (!j.is_object()) throw InputError(file, "", "is not a JSON object");
   const ArchSpec& spec = arch_of(j, file);

@@ -72,6 +72,10 @@ struct ModelConfig {
   void validate(const std::string& file) const;
 };
 
+// Sliding-window attention is not implemented: a window shorter than the context is refused
+// (InputError naming `file` and sliding_window) rather than attended beyond.
+void refuse_sliding_window(const ModelConfig& config, const std::string& file);
+
 // Parses a Hugging Face config.json object. `file` names it in errors. Every top-level key is
 // either read, known not to change the forward pass (bookkeeping, training-only, generation
 // defaults: the request carries those), or refused by name; a key that is missing takes the

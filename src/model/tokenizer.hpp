@@ -79,6 +79,9 @@ class Tokenizer {
   static Tokenizer from_json(const nlohmann::json& tokenizer_json, const std::string& source);
   static Tokenizer from_json_file(const std::filesystem::path& path);
   static Tokenizer from_gguf(const GgufTokenizerData& data, const std::string& source);
+  // True when a tokenizer.json describes SentencePiece-style BPE (byte fallback, a normalizer,
+  // or a Metaspace pre-tokenizer), as from_json reads it.
+  static bool json_is_sentencepiece(const nlohmann::json& tokenizer_json);
 
   std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const;
 

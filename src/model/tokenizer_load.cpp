@@ -206,10 +206,7 @@ Tokenizer::Spec spec_from_json(const json& root, const std::string& source) {
     throw InputError(source, "model.type",
                      "unsupported tokenizer model '" + model_type + "' (only BPE)");
   }
-  // SentencePiece-style BPE: byte fallback, a "▁" normalizer or a Metaspace pre-tokenizer.
-  const bool metaspace = type_of(root.value("pre_tokenizer", json())) == "Metaspace";
-  const bool sentencepiece = flag(model, "byte_fallback", false) || metaspace ||
-                             (root.contains("normalizer") && !root["normalizer"].is_null());
+  const bool sentencepiece = Tokenizer::json_is_sentencepiece(root);
   Tokenizer::Spec spec;
   if (sentencepiece) {
     parse_sentencepiece(root, spec, source);
@@ -335,6 +332,14 @@ std::vector<std::pair<std::string, std::string>> merges_from_scores(const GgufTo
 }
 
 }  // namespace
+
+bool Tokenizer::json_is_sentencepiece(const nlohmann::json& root) {
+  if (!root.is_object()) return false;
+  const json model = root.value("model", json::object());
+  return flag(model, "byte_fallback", false) ||
+         type_of(root.value("pre_tokenizer", json())) == "Metaspace" ||
+         (root.contains("normalizer") && !root["normalizer"].is_null());
+}
 
 Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json, const std::string& source) {
   try {

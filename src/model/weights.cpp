@@ -30,18 +30,6 @@ std::string shape_string(const Shape& shape) {
   return s + "]";
 }
 
-// A window shorter than the context changes attention beyond it; infllm attends to the whole
-// context, so such a model is refused at load rather than run differently from its training.
-// (inspect, which reads only the config, still describes it.)
-void refuse_sliding_window(const ModelConfig& c, const std::string& file) {
-  if (c.sliding_window && *c.sliding_window < c.max_position_embeddings) {
-    throw InputError(file, "sliding_window",
-                     "sliding-window attention (window " + std::to_string(*c.sliding_window) +
-                         " of " + std::to_string(c.max_position_embeddings) +
-                         " positions) is not implemented; infllm would attend beyond the window");
-  }
-}
-
 // A NaN or infinity in the weights turns every logit it reaches into NaN; refused at load,
 // naming the tensor and the first such element.
 void refuse_non_finite(const std::vector<float>& data, const std::string& file,
