@@ -288,15 +288,15 @@ json bytes_json(const StepStats& t) {
 }
 
 // /steps and /ledger of an HDF5 output.
-io::RunTables run_tables(const dist::EngineSummary& sum) {
+io::RunTables run_tables(const RunSummary& sum) {
   io::RunTables t;
   // The columns exist even for a run of no step.
-  dist::for_each_column(dist::ClusterStep{}, [&](const char* name, const auto&) {
+  for_each_column(ClusterStep{}, [&](const char* name, const auto&) {
     t.steps.emplace_back(name, std::vector<double>{});
   });
   for (const auto& cs : sum.per_step) {
     std::size_t k = 0;
-    dist::for_each_column(cs, [&](const char*, const auto& v) {
+    for_each_column(cs, [&](const char*, const auto& v) {
       t.steps[k++].second.push_back(static_cast<double>(v));
     });
   }
@@ -433,7 +433,7 @@ int run_generate(const GenerateConfig& cfg) {
       }
     };
     std::int64_t prefill_total = 0, decode_total = 0;
-    hooks.on_step = [&](const dist::ClusterStep& cs) {
+    hooks.on_step = [&](const ClusterStep& cs) {
       if (!progress) return;
       if (options.policy == infllm::KvPolicy::kLocal) {
         prefill_total = cs.sum.prefill_tokens;  // the generator's counts are cumulative
@@ -457,7 +457,7 @@ int run_generate(const GenerateConfig& cfg) {
       }
       if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
     };
-    const dist::EngineSummary sum = engine.run(st.requests, st.to_run, hooks);
+    const RunSummary sum = engine.run(st.requests, st.to_run, hooks);
     if (rank != 0) return sum.stopped ? static_cast<int>(ExitCode::kStopped) : 0;
 
     st.sink->set_tables(run_tables(sum));
@@ -468,7 +468,7 @@ int run_generate(const GenerateConfig& cfg) {
       json steps = json::array();
       for (const auto& cs : sum.per_step) {
         json row = json::object();
-        dist::for_each_column(cs, [&](const char* name, const auto& v) { row[name] = v; });
+        for_each_column(cs, [&](const char* name, const auto& v) { row[name] = v; });
         row["bytes"] = bytes_json(cs.sum);
         steps.push_back(std::move(row));
       }

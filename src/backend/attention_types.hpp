@@ -13,6 +13,7 @@
 
 #include "core/block_geometry.hpp"
 #include "core/ids.hpp"
+#include "core/kv_block.hpp"
 
 namespace infllm {
 
@@ -32,13 +33,6 @@ struct KvStore {
   BlockGeometry geometry;
 
   KvPool view() const { return KvPool{base, slot_bytes, slots, geometry}; }
-};
-
-// One rBlock of a request: where it is and which absolute positions it holds.
-struct KvBlock {
-  SlotId slot;
-  std::int64_t first_pos = 0;  // position of the block's token 0 (logical index * block_tokens)
-  std::int32_t tokens = 0;     // valid tokens, 1..block_tokens (a tail block may be partial)
 };
 
 // One request's queries against one subset of its blocks.

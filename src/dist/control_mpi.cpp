@@ -4,7 +4,9 @@
 #include <map>
 #include <numeric>
 
+#include "core/errors.hpp"
 #include "dist/mpi_check.hpp"
+#include "dist/wire.hpp"
 
 namespace infllm::dist {
 
@@ -67,5 +69,50 @@ std::vector<std::int32_t> node_indices(MPI_Comm comm, int rank, int size) {
   }
   return out;
 }
+
+MpiControlPort::MpiControlPort(MPI_Comm comm) : comm_(comm) {
+  INFLLM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  INFLLM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+std::vector<std::int32_t> MpiControlPort::nodes() { return node_indices(comm_, rank_, size_); }
+
+InstanceDecision MpiControlPort::boundary(InstanceReport&& mine, const Decide& decide) {
+  const auto reports = gather_bytes(comm_, rank_, size_, encode(mine));
+  std::vector<std::vector<std::uint8_t>> parts;
+  if (rank_ == 0) {
+    std::vector<InstanceReport> decoded;
+    decoded.reserve(reports.size());
+    for (const auto& bytes : reports) decoded.push_back(decode_report(bytes.data(), bytes.size()));
+    const std::vector<InstanceDecision> ds = decide(std::move(decoded));
+    if (ds.size() != static_cast<std::size_t>(size_)) {
+      throw InternalError("control port: one decision per rank expected");
+    }
+    for (const InstanceDecision& d : ds) parts.push_back(encode(d));
+  }
+  const auto bytes = scatter_bytes(comm_, rank_, size_, parts);
+  return decode_decision(bytes.data(), bytes.size());
+}
+
+void MpiControlPort::check_views(InstanceView&& mine, const CheckViews& check) {
+  const auto views = gather_bytes(comm_, rank_, size_, encode(mine));
+  if (rank_ != 0) return;
+  std::vector<InstanceView> decoded;
+  for (const auto& bytes : views) decoded.push_back(decode_view(bytes.data(), bytes.size()));
+  check(std::move(decoded));
+}
+
+void MpiControlPort::arrive() {
+  if (arrival_ != MPI_REQUEST_NULL) throw InternalError("control port: two arrivals in one step");
+  INFLLM_MPI_CHECK(MPI_Ibarrier(comm_, &arrival_));
+}
+
+bool MpiControlPort::all_arrived() {
+  int done = 0;
+  INFLLM_MPI_CHECK(MPI_Test(&arrival_, &done, MPI_STATUS_IGNORE));
+  return done != 0;
+}
+
+void MpiControlPort::wait_all() { INFLLM_MPI_CHECK(MPI_Wait(&arrival_, MPI_STATUS_IGNORE)); }
 
 }  // namespace infllm::dist

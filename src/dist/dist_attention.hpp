@@ -26,20 +26,10 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "core/kv_block.hpp"
 #include "model/forward.hpp"
 
 namespace infllm::dist {
-
-struct RemotePart {
-  RankId creditor;
-  std::vector<KvBlock> blocks;  // slots on the creditor
-};
-
-struct SeqPlan {
-  std::vector<KvBlock> local;      // in this rank's pool
-  std::vector<KvBlock> pulled;     // in the step's pulled-block buffer
-  std::vector<RemotePart> pushed;  // attended by their creditors
-};
 
 struct AttentionTraffic {
   std::int64_t query_bytes = 0;

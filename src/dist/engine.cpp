@@ -52,7 +52,7 @@ Engine::~Engine() {
   MPI_Comm_free(&comm_);
 }
 
-EngineSummary Engine::run(const std::vector<model::GenRequest>& requests,
+RunSummary Engine::run(const std::vector<model::GenRequest>& requests,
                           const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
   return options_.policy == KvPolicy::kLocal ? run_local(requests, to_run, hooks)
                                              : run_pooled(requests, to_run, hooks);

@@ -21,7 +21,7 @@ constexpr int kResultTag = 11;  // a result record, rank -> 0
 constexpr int kEndTag = 12;     // a rank's end mark (one byte: stopped by a signal), rank -> 0
 }  // namespace
 
-EngineSummary Engine::run_local(const std::vector<model::GenRequest>& requests,
+RunSummary Engine::run_local(const std::vector<model::GenRequest>& requests,
                                 const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
   // Deal the requests out up front (rank 0's list, broadcast once): least expected work first.
   std::int64_t count = rank_ == 0 ? static_cast<std::int64_t>(to_run.size()) : 0;
@@ -129,7 +129,7 @@ EngineSummary Engine::run_local(const std::vector<model::GenRequest>& requests,
       static_cast<double>(gs.preemptions), static_cast<double>(gs.steps), run_s};
   std::array<double, 5> sums{};
   INFLLM_MPI_CHECK(MPI_Reduce(mine_totals.data(), sums.data(), 5, MPI_DOUBLE, MPI_SUM, 0, comm_));
-  EngineSummary summary;
+  RunSummary summary;
   summary.prefill_tokens = static_cast<std::int64_t>(sums[0]);
   summary.decode_tokens = static_cast<std::int64_t>(sums[1]);
   summary.preemptions = static_cast<std::int64_t>(sums[2]);

@@ -17,10 +17,11 @@
 #include <span>
 
 #include "core/ids.hpp"
+#include "core/step_ports.hpp"
 
 namespace infllm::dist {
 
-class RmaPool {
+class RmaPool final : public BlockTransport {
  public:
   // Collective over `comm`: every rank allocates `slots` slots of `slot_bytes` each (slots may
   // differ between ranks; slot_bytes may not).
@@ -31,11 +32,14 @@ class RmaPool {
   RmaPool(const RmaPool&) = delete;
   RmaPool& operator=(const RmaPool&) = delete;
 
-  std::size_t slot_bytes() const { return slot_bytes_; }
-  std::int32_t slots() const { return slots_; }
+  std::size_t slot_bytes() const override { return slot_bytes_; }
+  std::int32_t slots() const override { return slots_; }
 
   // The local slot's memory (this rank's window).
-  std::span<std::byte> local(SlotId slot);
+  std::span<std::byte> local(SlotId slot) override;
+  // BlockTransport: a whole slot, put() / get() below.
+  void put_block(const void* src, BlockRef dst) override { put(src, slot_bytes_, dst); }
+  void get_block(void* dst, BlockRef src) override { get(dst, slot_bytes_, src); }
 
   // Copies `bytes` from `src` into (target, slot) at `offset`. Completes at flush(target).
   void put(const void* src, std::size_t bytes, BlockRef dst, std::size_t offset = 0);
@@ -47,9 +51,9 @@ class RmaPool {
   void get(void* dst, std::size_t bytes, BlockRef src, std::size_t offset = 0);
 
   void flush(RankId target);
-  void flush_all();
+  void flush_all() override;
   // Memory barrier between the public and private copies of this rank's window.
-  void sync();
+  void sync() override;
 
  private:
   MPI_Aint displacement(BlockRef ref, std::size_t offset, std::size_t bytes) const;

@@ -96,7 +96,7 @@ io::ResultRecord decode_record(const std::uint8_t* data, std::size_t size) {
   return io::record_from_json(json::from_msgpack(data, data + size), "control message", "result");
 }
 
-std::vector<std::uint8_t> encode(const ReportPacket& p) {
+std::vector<std::uint8_t> encode(const InstanceReport& p) {
   const StepReport& r = p.report;
   json j = {{"rank", r.rank.value()},
             {"step", r.step},
@@ -112,15 +112,15 @@ std::vector<std::uint8_t> encode(const ReportPacket& p) {
             {"run", r.running},
             {"stop", r.stop},
             {"stats", stats_json(p.stats)},
-            {"res", array_of(p.results, [](const auto& x) {
-               return json::array({x.first.value(), io::to_json(x.second)});
+            {"res", array_of(p.results, [](const FinishedRequest& f) {
+               return json::array({f.id.value(), json::binary(f.record)});
              })}};
   return json::to_msgpack(j);
 }
 
-ReportPacket decode_report(const std::uint8_t* data, std::size_t size) {
+InstanceReport decode_report(const std::uint8_t* data, std::size_t size) {
   const json j = json::from_msgpack(data, data + size);
-  ReportPacket p;
+  InstanceReport p;
   StepReport& r = p.report;
   r.rank = RankId{j.at("rank").get<std::int32_t>()};
   r.step = j.at("step").get<std::int64_t>();
@@ -137,13 +137,13 @@ ReportPacket decode_report(const std::uint8_t* data, std::size_t size) {
   r.stop = j.at("stop").get<bool>();
   p.stats = stats_from(j.at("stats"));
   for (const auto& x : j.at("res")) {
-    p.results.emplace_back(RequestId{x.at(0).get<std::int64_t>()},
-                           io::record_from_json(x.at(1), "control message", "result"));
+    p.results.push_back(
+        FinishedRequest{RequestId{x.at(0).get<std::int64_t>()}, x.at(1).get_binary()});
   }
   return p;
 }
 
-std::vector<std::uint8_t> encode(const DecisionPacket& p) {
+std::vector<std::uint8_t> encode(const InstanceDecision& p) {
   const RankDecision& d = p.decision;
   json j = {{"rank", d.rank.value()},
             {"step", d.step},
@@ -165,9 +165,9 @@ std::vector<std::uint8_t> encode(const DecisionPacket& p) {
   return json::to_msgpack(j);
 }
 
-DecisionPacket decode_decision(const std::uint8_t* data, std::size_t size) {
+InstanceDecision decode_decision(const std::uint8_t* data, std::size_t size) {
   const json j = json::from_msgpack(data, data + size);
-  DecisionPacket p;
+  InstanceDecision p;
   RankDecision& d = p.decision;
   d.rank = RankId{j.at("rank").get<std::int32_t>()};
   d.step = j.at("step").get<std::int64_t>();
