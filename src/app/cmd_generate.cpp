@@ -369,9 +369,7 @@ int run_generate(const GenerateConfig& cfg) {
               << st.weights->bytes() / 1048576 << " MiB of weights), kv-policy "
               << kv_policy_name(cfg.kv_policy) << "; pool " << st.slots << " rBlocks of "
               << st.block_bytes << " bytes per rank; " << cpu::threads() << " threads per rank"
-              << (ranks > 1 && cfg.kv_policy == KvPolicy::kPooled
-                      ? (cfg.fill_waits ? "; fill-waits on" : "; fill-waits off")
-                      : "")
+              << (ranks > 1 ? (cfg.fill_waits ? "; fill-waits on" : "; fill-waits off") : "")
               << "\n";
     if (cfg.resume) {
       std::cerr << "infllm generate: resuming " << cfg.output << ": " << st.earlier_ids.size()
@@ -393,7 +391,7 @@ int run_generate(const GenerateConfig& cfg) {
     options.instance.max_batch_tokens = cfg.max_batch_tokens;
     options.instance.max_num_seqs = cfg.max_num_seqs;
     options.max_lend_fraction = cfg.max_lend_fraction;
-    // NOTE: one rank has nothing to pool: it runs the single-instance engine (the same as local).
+    // NOTE: one rank has nothing to pool: the one instance never lends (the same as local).
     options.policy = cfg.kv_policy == KvPolicy::kLocal || ranks == 1 ? infllm::KvPolicy::kLocal
                                                                      : infllm::KvPolicy::kPooled;
     options.remote = cfg.remote_attention;
@@ -435,13 +433,8 @@ int run_generate(const GenerateConfig& cfg) {
     std::int64_t prefill_total = 0, decode_total = 0;
     hooks.on_step = [&](const ClusterStep& cs) {
       if (!progress) return;
-      if (options.policy == infllm::KvPolicy::kLocal) {
-        prefill_total = cs.sum.prefill_tokens;  // the generator's counts are cumulative
-        decode_total = cs.sum.decode_tokens;
-      } else {
-        prefill_total += cs.sum.prefill_tokens;
-        decode_total += cs.sum.decode_tokens;
-      }
+      prefill_total += cs.sum.prefill_tokens;
+      decode_total += cs.sum.decode_tokens;
       progress->on_step(io::ProgressSample{prefill_total, decode_total, cs.sum.pool_used,
                                            cs.sum.pool_slots, cs.ledger_blocks});
     };

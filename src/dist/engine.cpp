@@ -1,5 +1,4 @@
-// engine.cpp: see engine.hpp. The Engine's set-up and its two runs' dispatch; the pooled run is
-// engine_pooled.cpp, `--kv-policy local` engine_local.cpp.
+// engine.cpp: see engine.hpp. The Engine's set-up; its run is engine_run.cpp.
 #include "dist/engine.hpp"
 
 #include <exception>
@@ -50,12 +49,6 @@ Engine::~Engine() {
   if (std::uncaught_exceptions() > 0) return;  // collective frees: see ~RmaPool
   MPI_Comm_free(&attn_comm_);
   MPI_Comm_free(&comm_);
-}
-
-RunSummary Engine::run(const std::vector<model::GenRequest>& requests,
-                          const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
-  return options_.policy == KvPolicy::kLocal ? run_local(requests, to_run, hooks)
-                                             : run_pooled(requests, to_run, hooks);
 }
 
 }  // namespace infllm::dist

@@ -26,19 +26,18 @@
 namespace infllm::dist {
 
 struct EngineOptions {
-  // Each instance's pool, batch limits and EOS ids (the local fleet's Generator takes them as
-  // they are).
+  // Each instance's pool, batch limits and EOS ids.
   model::GeneratorOptions instance;
   double max_lend_fraction = 0.5;
   KvPolicy policy = KvPolicy::kPooled;
   RemoteAttention remote = RemoteAttention::kAuto;
   bool dgfm = true;
   std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
-  // pooled: a rank done with its step before the others runs extra steps of its all-local
-  // requests until every rank is done (see run_pooled).
+  // A rank done with its step before the others runs extra steps of its all-home requests
+  // until every rank is done (LoopOptions::fill_waits).
   bool fill_waits = true;
   bool reserve_growth = true;  // GManagerConfig::reserve_growth (--admission)
-  // pooled: at every boundary, each rank checks its rManager and sends rank 0 its
+  // At every boundary, each rank checks its rManager and sends rank 0 its
   // InstanceView; rank 0 checks the gManager, the ledger and the cross-rank rule
   // (core/cluster_check.hpp). A broken invariant is an InternalError: the job aborts.
   bool check_invariants = false;
@@ -72,11 +71,6 @@ class Engine {
                  const std::vector<std::size_t>& to_run, const EngineHooks& hooks);
 
  private:
-  RunSummary run_pooled(const std::vector<model::GenRequest>& requests,
-                        const std::vector<std::size_t>& to_run, const EngineHooks& hooks);
-  RunSummary run_local(const std::vector<model::GenRequest>& requests,
-                       const std::vector<std::size_t>& to_run, const EngineHooks& hooks);
-
   MPI_Comm comm_ = MPI_COMM_NULL;
   MPI_Comm attn_comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;

@@ -1,4 +1,4 @@
-// engine_pooled.cpp: Engine::run_pooled, the step loop of core/step_loop.hpp on one rank over
+// engine_run.cpp: Engine::run, the step loop of core/step_loop.hpp on one rank over
 // the MPI ports: MpiControlPort for the boundary, the RmaPool window for rBlocks, a
 // ModelExecutor with DistAttention for the steps (docs/design.md, "The distributed engine").
 #include <optional>
@@ -41,7 +41,7 @@ GManagerConfig gmanager_config(int ranks, std::size_t block_bytes, const EngineO
   gc.shape.max_lend_fraction = o.max_lend_fraction;
   gc.node_of_rank = std::move(nodes);  // the launcher's real mapping, whatever it was
   gc.reserve_growth = o.reserve_growth;
-  gc.policy = KvPolicy::kPooled;
+  gc.policy = o.policy;  // local: the same loop, and the gManager never lends
   gc.block_tokens = o.instance.block_tokens;
   // The byte budget in whole rBlocks: below one rBlock, no move (as --dgfm off).
   gc.dgfm_max_moves = o.dgfm ? o.dgfm_budget_bytes / static_cast<std::int64_t>(block_bytes) : 0;
@@ -100,8 +100,8 @@ void submit(ManagerLoop& manager, const std::vector<model::GenRequest>& requests
 
 }  // namespace
 
-RunSummary Engine::run_pooled(const std::vector<model::GenRequest>& requests,
-                              const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
+RunSummary Engine::run(const std::vector<model::GenRequest>& requests,
+                       const std::vector<std::size_t>& to_run, const EngineHooks& hooks) {
   const BlockGeometry geometry =
       forward_.geometry(options_.instance.block_tokens, options_.instance.kv_dtype);
   const std::size_t block_bytes = geometry.block_bytes();
