@@ -1,6 +1,7 @@
 // in_process.cpp: see in_process.hpp.
 #include "core/in_process.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -129,6 +130,101 @@ class InProcessCluster::Blocks final : public BlockTransport {
   const std::int32_t rank_;
 };
 
+class InProcessCluster::Exchange final : public AttentionExchange {
+ public:
+  Exchange(InProcessCluster& c, std::int32_t rank) : c_(c), rank_(rank) {}
+  std::int32_t rank() const override { return rank_; }
+  std::int32_t size() const override { return c_.instances(); }
+
+  Headers exchange_headers(const Headers& out) override {
+    std::unique_lock lock(c_.mu_);
+    c_.wait(lock, [] { return true; });
+    const std::int64_t round = c_.headers_round_;
+    c_.headers_[static_cast<std::size_t>(rank_)] = out;
+    if (++c_.headers_in_ == size()) {
+      c_.headers_in_ = 0;
+      ++c_.headers_round_;
+      c_.cv_.notify_all();
+    }
+    c_.wait(lock, [&] { return c_.headers_round_ != round; });
+    // NOTE: nobody writes headers_ again before every instance has read it: the next write
+    // comes after the next boundary, which waits for every instance.
+    Headers in;
+    for (std::int32_t p = 0; p < size(); ++p) {
+      const Headers& theirs = c_.headers_[static_cast<std::size_t>(p)];
+      const auto it = theirs.find(rank_);
+      if (it != theirs.end() && !it->second.empty()) in[p] = it->second;
+    }
+    return in;
+  }
+
+  std::size_t post_recv(std::int32_t peer, int tag, std::span<float> into) override {
+    recvs_.push_back(Recv{peer, tag, into, false});
+    return recvs_.size() - 1;
+  }
+
+  void post_send(std::int32_t peer, int tag, std::span<const float> data) override {
+    const std::lock_guard lock(c_.mu_);
+    c_.mail_[{rank_, peer, tag}].emplace_back(data.begin(), data.end());
+    c_.cv_.notify_all();
+  }
+
+  std::size_t wait_any(std::span<const std::size_t> tickets) override {
+    std::unique_lock lock(c_.mu_);
+    std::optional<std::size_t> got;
+    c_.wait(lock, [&] {
+      for (std::size_t t : tickets) {
+        if (!recvs_.at(t).done && take(recvs_[t])) {
+          got = t;
+          return true;
+        }
+      }
+      return false;
+    });
+    return *got;
+  }
+
+  void wait_all(std::span<const std::size_t> tickets) override {
+    std::unique_lock lock(c_.mu_);
+    for (std::size_t t : tickets) {
+      c_.wait(lock, [&] { return recvs_.at(t).done || take(recvs_[t]); });
+    }
+  }
+
+  void wait_sends() override {
+    for (const Recv& r : recvs_) {
+      if (!r.done) throw InternalError("attention exchange: a receive never waited for");
+    }
+    recvs_.clear();
+  }
+
+ private:
+  struct Recv {
+    std::int32_t peer;
+    int tag;
+    std::span<float> into;
+    bool done;
+  };
+  // Under the lock: the receive's message, if it has come.
+  bool take(Recv& r) {
+    const auto it = c_.mail_.find({r.peer, rank_, r.tag});
+    if (it == c_.mail_.end() || it->second.empty()) return false;
+    std::vector<float>& m = it->second.front();
+    if (m.size() != r.into.size()) {
+      throw InternalError("attention exchange: a message of " + std::to_string(m.size()) +
+                          " floats for a receive of " + std::to_string(r.into.size()));
+    }
+    std::copy(m.begin(), m.end(), r.into.begin());
+    it->second.pop_front();
+    r.done = true;
+    return true;
+  }
+
+  InProcessCluster& c_;
+  const std::int32_t rank_;
+  std::vector<Recv> recvs_;
+};
+
 InProcessCluster::InProcessCluster(std::int32_t instances, std::size_t slot_bytes,
                                    std::int32_t slots, std::int32_t per_node)
     : slot_bytes_(slot_bytes), slots_(slots), per_node_(std::max<std::int32_t>(1, per_node)) {
@@ -139,10 +235,12 @@ InProcessCluster::InProcessCluster(std::int32_t instances, std::size_t slot_byte
   reports_.resize(n);
   views_.resize(n);
   decisions_.resize(n);
+  headers_.resize(n);
   for (std::int32_t r = 0; r < instances; ++r) {
     pools_.emplace_back(slot_bytes * static_cast<std::size_t>(slots));
     controls_.push_back(std::make_unique<Control>(*this, r));
     blocks_.push_back(std::make_unique<Blocks>(*this, r));
+    exchanges_.push_back(std::make_unique<Exchange>(*this, r));
   }
 }
 
@@ -154,6 +252,10 @@ ControlPort& InProcessCluster::control(std::int32_t rank) {
 
 BlockTransport& InProcessCluster::blocks(std::int32_t rank) {
   return *blocks_.at(static_cast<std::size_t>(rank));
+}
+
+AttentionExchange& InProcessCluster::exchange(std::int32_t rank) {
+  return *exchanges_.at(static_cast<std::size_t>(rank));
 }
 
 const std::byte* InProcessCluster::pool(std::int32_t rank) const {

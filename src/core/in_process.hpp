@@ -1,7 +1,8 @@
 // in_process.hpp: the step loop's ports for several instances in one process, one thread each
 // (tests, and engines that need no MPI). The boundary is a rendezvous under one mutex:
 // every instance deposits its report, instance 0 decides, every instance takes its decision.
-// rBlocks are copies between the instances' pools, complete when put_block / get_block return.
+// rBlocks are copies between the instances' pools, complete when put_block / get_block return;
+// push-query's messages are copies into mailboxes.
 //
 // The loop's ordering rules make these copies race-free without further locking: a slot is
 // written and read by different instances only across a boundary (a pushed block is read after
@@ -13,10 +14,13 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "core/step_ports.hpp"
@@ -36,6 +40,7 @@ class InProcessCluster {
   std::int32_t instances() const { return static_cast<std::int32_t>(pools_.size()); }
   ControlPort& control(std::int32_t rank);
   BlockTransport& blocks(std::int32_t rank);
+  AttentionExchange& exchange(std::int32_t rank);
   // A pool's memory as a reader sees it (tests).
   const std::byte* pool(std::int32_t rank) const;
 
@@ -50,8 +55,10 @@ class InProcessCluster {
  private:
   class Control;
   class Blocks;
+  class Exchange;
   friend class Control;
   friend class Blocks;
+  friend class Exchange;
 
   // Blocks until `done()` holds (under mu_) or the cluster aborts (then throws).
   void wait(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done);
@@ -62,6 +69,7 @@ class InProcessCluster {
   std::vector<std::vector<std::byte>> pools_;
   std::vector<std::unique_ptr<Control>> controls_;
   std::vector<std::unique_ptr<Blocks>> blocks_;
+  std::vector<std::unique_ptr<Exchange>> exchanges_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -75,6 +83,12 @@ class InProcessCluster {
   // Fill steps: arrivals of the step under way; arrival_round_ counts completed steps.
   std::int32_t arrived_ = 0;
   std::atomic<std::int64_t> arrival_round_{0};
+  // Attention traffic: each instance's headers for the step, and buffered float messages keyed
+  // by (from, to, tag), in the order sent.
+  std::vector<AttentionExchange::Headers> headers_;
+  std::int32_t headers_in_ = 0;
+  std::int64_t headers_round_ = 0;
+  std::map<std::tuple<std::int32_t, std::int32_t, int>, std::deque<std::vector<float>>> mail_;
 };
 
 }  // namespace infllm

@@ -1,4 +1,4 @@
-// step_ports.hpp: what the step loop (step_loop.hpp) needs from the world, as three ports.
+// step_ports.hpp: what the step loop (step_loop.hpp) needs from the world, as ports.
 //
 //   ControlPort     the boundary: every instance's report to the gManager's instance (0), one
 //                   decision back to each; the arrival mark of fill steps; the invariant views.
@@ -6,6 +6,8 @@
 //                   in-process (core/in_process.hpp: threads of one process).
 //   BlockTransport  whole rBlocks between pools: put, get, flush, and this pool's own memory.
 //                   Adapters: an MPI RMA window (dist/rma_pool.hpp), in-process copies.
+//   AttentionExchange  push-query's headers, query rows and partial states between instances
+//                   (for DistAttention). Adapters: MPI point-to-point, in-process mailboxes.
 //   StepExecutor    what a step computes over the batch the loop planned: the forward pass and
 //                   sampling (dist/model_executor.hpp), or a synthetic one (tests, the
 //                   simulator's cost model).
@@ -17,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <vector>
@@ -88,6 +91,30 @@ class BlockTransport {
   virtual void flush_all() = 0;
   // Makes what others wrote into this pool (and this instance's own stores) visible to both.
   virtual void sync() = 0;
+};
+
+// The attention traffic of push-query between instances, for DistAttention: once per step the
+// query headers (who asks whom about which blocks), then per layer the query rows and the
+// partial states, as float messages matched by (peer, tag). Sends are buffered: the caller's
+// buffer may be reused once wait_sends() returns.
+class AttentionExchange {
+ public:
+  using Headers = std::map<std::int32_t, std::vector<std::int64_t>>;  // peer -> its header
+  virtual ~AttentionExchange() = default;
+  virtual std::int32_t rank() const = 0;
+  virtual std::int32_t size() const = 0;
+  // Collective: `out` holds what this instance sends each peer it asks (none to the others);
+  // returns what each peer that asks this instance sent it.
+  virtual Headers exchange_headers(const Headers& out) = 0;
+  // Nonblocking. A receive's ticket is its index among the receives posted since the last
+  // wait_sends().
+  virtual std::size_t post_recv(std::int32_t peer, int tag, std::span<float> into) = 0;
+  virtual void post_send(std::int32_t peer, int tag, std::span<const float> data) = 0;
+  // Blocks until one receive of `tickets` not yet returned completes; returns its ticket.
+  virtual std::size_t wait_any(std::span<const std::size_t> tickets) = 0;
+  virtual void wait_all(std::span<const std::size_t> tickets) = 0;
+  // Completes every send and forgets every receive posted so far.
+  virtual void wait_sends() = 0;
 };
 
 // One batch item of a step, as the loop planned it.

@@ -115,4 +115,81 @@ bool MpiControlPort::all_arrived() {
 
 void MpiControlPort::wait_all() { INFLLM_MPI_CHECK(MPI_Wait(&arrival_, MPI_STATUS_IGNORE)); }
 
+namespace {
+constexpr int kHeaderTag = 1 << 20;
+}  // namespace
+
+MpiAttentionExchange::MpiAttentionExchange(MPI_Comm comm) : comm_(comm) {
+  INFLLM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  INFLLM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+AttentionExchange::Headers MpiAttentionExchange::exchange_headers(const Headers& out) {
+  std::vector<std::int64_t> send_counts(static_cast<std::size_t>(size_), 0);
+  std::vector<std::int64_t> recv_counts(static_cast<std::size_t>(size_), 0);
+  for (const auto& [c, h] : out) send_counts.at(static_cast<std::size_t>(c)) = std::ssize(h);
+  INFLLM_MPI_CHECK(
+      MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
+  std::vector<MPI_Request> reqs;
+  Headers in;
+  for (int d = 0; d < size_; ++d) {
+    const auto n = recv_counts[static_cast<std::size_t>(d)];
+    if (n == 0) continue;
+    auto& buf = in[d];
+    buf.resize(static_cast<std::size_t>(n));
+    reqs.emplace_back();
+    INFLLM_MPI_CHECK(MPI_Irecv(buf.data(), static_cast<int>(n), MPI_INT64_T, d, kHeaderTag, comm_,
+                               &reqs.back()));
+  }
+  for (const auto& [c, h] : out) {
+    if (h.empty()) continue;
+    reqs.emplace_back();
+    INFLLM_MPI_CHECK(MPI_Isend(h.data(), static_cast<int>(h.size()), MPI_INT64_T, c, kHeaderTag,
+                               comm_, &reqs.back()));
+  }
+  INFLLM_MPI_CHECK(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE));
+  return in;
+}
+
+std::size_t MpiAttentionExchange::post_recv(std::int32_t peer, int tag, std::span<float> into) {
+  recvs_.emplace_back();
+  INFLLM_MPI_CHECK(MPI_Irecv(into.data(), static_cast<int>(into.size()), MPI_FLOAT, peer, tag,
+                             comm_, &recvs_.back()));
+  return recvs_.size() - 1;
+}
+
+void MpiAttentionExchange::post_send(std::int32_t peer, int tag, std::span<const float> data) {
+  sends_.emplace_back();
+  INFLLM_MPI_CHECK(MPI_Isend(data.data(), static_cast<int>(data.size()), MPI_FLOAT, peer, tag,
+                             comm_, &sends_.back()));
+}
+
+std::size_t MpiAttentionExchange::wait_any(std::span<const std::size_t> tickets) {
+  std::vector<MPI_Request> some;
+  some.reserve(tickets.size());
+  for (std::size_t t : tickets) some.push_back(recvs_.at(t));
+  int index = MPI_UNDEFINED;
+  INFLLM_MPI_CHECK(
+      MPI_Waitany(static_cast<int>(some.size()), some.data(), &index, MPI_STATUS_IGNORE));
+  if (index == MPI_UNDEFINED) throw InternalError("attention exchange: no receive to wait for");
+  const std::size_t t = tickets[static_cast<std::size_t>(index)];
+  recvs_[t] = MPI_REQUEST_NULL;
+  return t;
+}
+
+void MpiAttentionExchange::wait_all(std::span<const std::size_t> tickets) {
+  for (std::size_t t : tickets) INFLLM_MPI_CHECK(MPI_Wait(&recvs_.at(t), MPI_STATUS_IGNORE));
+}
+
+void MpiAttentionExchange::wait_sends() {
+  INFLLM_MPI_CHECK(
+      MPI_Waitall(static_cast<int>(sends_.size()), sends_.data(), MPI_STATUSES_IGNORE));
+  for (MPI_Request& r : recvs_) {
+    if (r != MPI_REQUEST_NULL)
+      throw InternalError("attention exchange: a receive never waited for");
+  }
+  sends_.clear();
+  recvs_.clear();
+}
+
 }  // namespace infllm::dist

@@ -1,12 +1,14 @@
 // control_mpi.hpp: the control plane's collectives over MPI: every rank's report bytes gathered
 // on rank 0 (MPI_Gatherv), one decision per rank scattered back (MPI_Scatterv), and which
 // ranks share a node as the launcher placed them; MpiControlPort, the step loop's ControlPort
-// over them (core/step_ports.hpp).
+// over them, and MpiAttentionExchange, push-query's traffic over point-to-point messages
+// (core/step_ports.hpp).
 #pragma once
 
 #include <mpi.h>
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/step_ports.hpp"
@@ -42,6 +44,26 @@ class MpiControlPort final : public ControlPort {
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
   MPI_Request arrival_ = MPI_REQUEST_NULL;
+};
+
+// Headers: MPI_Alltoall of their sizes, then MPI_Isend / MPI_Irecv of the ones that exist;
+// per-layer messages: MPI_Isend / MPI_Irecv of floats. `comm` carries this traffic alone.
+class MpiAttentionExchange final : public AttentionExchange {
+ public:
+  explicit MpiAttentionExchange(MPI_Comm comm);
+  std::int32_t rank() const override { return rank_; }
+  std::int32_t size() const override { return size_; }
+  Headers exchange_headers(const Headers& out) override;
+  std::size_t post_recv(std::int32_t peer, int tag, std::span<float> into) override;
+  void post_send(std::int32_t peer, int tag, std::span<const float> data) override;
+  std::size_t wait_any(std::span<const std::size_t> tickets) override;
+  void wait_all(std::span<const std::size_t> tickets) override;
+  void wait_sends() override;
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+  std::vector<MPI_Request> recvs_, sends_;
 };
 
 }  // namespace infllm::dist

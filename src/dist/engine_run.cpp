@@ -1,15 +1,16 @@
 // engine_run.cpp: Engine::run, the step loop of core/step_loop.hpp on one rank over
 // the MPI ports: MpiControlPort for the boundary, the RmaPool window for rBlocks, a
-// ModelExecutor with DistAttention for the steps (docs/design.md, "The distributed engine").
+// ModelExecutor with DistAttention over MpiAttentionExchange for the steps (docs/design.md, "The
+// distributed engine").
 #include <optional>
 
 #include "core/step_loop.hpp"
 #include "dist/control_mpi.hpp"
-#include "dist/dist_attention.hpp"
 #include "dist/engine.hpp"
-#include "dist/model_executor.hpp"
 #include "dist/rma_pool.hpp"
 #include "dist/wire.hpp"
+#include "model/dist_attention.hpp"
+#include "model/model_executor.hpp"
 
 namespace infllm::dist {
 
@@ -110,10 +111,12 @@ RunSummary Engine::run(const std::vector<model::GenRequest>& requests,
     forward_.backend().prepare_kv(base, bytes);
   });
   const KvStore store{pool.local(SlotId{0}).data(), block_bytes, slots, geometry};
-  DistAttention attention(attn_comm_, forward_.backend(), store.view(),
-                          static_cast<int>(forward_.config().num_heads));
-  ModelExecutor executor(forward_, tokenizer_, requests, options_.instance.eos_ids, store,
-                         attention, pool);
+  MpiAttentionExchange exchange(attn_comm_);
+  model::DistAttention attention(exchange, forward_.backend(), store.view(),
+                                 static_cast<int>(forward_.config().num_heads));
+  model::ModelExecutor executor(
+      forward_, tokenizer_, requests, options_.instance.eos_ids, store, attention, pool,
+      [](model::GenResult&& r) { return encode(to_record(std::move(r))); });
   MpiControlPort control(comm_);
   std::vector<std::int32_t> nodes = control.nodes();
   std::optional<ManagerLoop> manager;

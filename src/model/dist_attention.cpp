@@ -1,18 +1,18 @@
 // dist_attention.cpp: see dist_attention.hpp.
-#include "dist/dist_attention.hpp"
+#include "model/dist_attention.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "core/errors.hpp"
-#include "dist/mpi_check.hpp"
 
-namespace infllm::dist {
+namespace infllm::model {
 
 namespace {
 
-constexpr int kHeaderTag = 1 << 20;
 int query_tag(int layer) { return 2 * layer; }
 int partial_tag(int layer) { return 2 * layer + 1; }
 
@@ -31,8 +31,9 @@ MaParams partial_params(int layer, int q_heads, int head_dim) {
 
 }  // namespace
 
-DistAttention::DistAttention(MPI_Comm comm, Backend& backend, const KvPool& pool, int q_heads)
-    : comm_(comm),
+DistAttention::DistAttention(AttentionExchange& exchange, Backend& backend, const KvPool& pool,
+                             int q_heads)
+    : exchange_(exchange),
       backend_(backend),
       pool_(pool),
       q_heads_(q_heads),
@@ -64,12 +65,10 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
   in_.clear();
   remote_ = false;
 
-  int size = 1, me = 0;
-  INFLLM_MPI_CHECK(MPI_Comm_size(comm_, &size));
-  INFLLM_MPI_CHECK(MPI_Comm_rank(comm_, &me));
+  const int size = exchange_.size(), me = exchange_.rank();
   // Outgoing: per creditor, its requests' headers.
   std::map<int, Peer> out;
-  std::map<int, std::vector<std::int64_t>> headers;
+  AttentionExchange::Headers headers;
   for (std::size_t s = 0; s < seqs_.size(); ++s) {
     if (!seqs_[s].pulled.empty()) remote_ = true;
     for (std::size_t k = 0; k < seqs_[s].pushed.size(); ++k) {
@@ -99,29 +98,7 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
     }
     return;
   }
-  // Who sends whom a header of how many integers.
-  std::vector<std::int64_t> send_counts(static_cast<std::size_t>(size), 0);
-  std::vector<std::int64_t> recv_counts(static_cast<std::size_t>(size), 0);
-  for (const auto& [c, h] : headers) send_counts[static_cast<std::size_t>(c)] = std::ssize(h);
-  INFLLM_MPI_CHECK(
-      MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
-  std::vector<MPI_Request> reqs;
-  std::map<int, std::vector<std::int64_t>> in_headers;
-  for (int d = 0; d < size; ++d) {
-    const auto n = recv_counts[static_cast<std::size_t>(d)];
-    if (n == 0) continue;
-    auto& buf = in_headers[d];
-    buf.resize(static_cast<std::size_t>(n));
-    reqs.emplace_back();
-    INFLLM_MPI_CHECK(MPI_Irecv(buf.data(), static_cast<int>(n), MPI_INT64_T, d, kHeaderTag, comm_,
-                               &reqs.back()));
-  }
-  for (auto& [c, h] : headers) {
-    reqs.emplace_back();
-    INFLLM_MPI_CHECK(MPI_Isend(h.data(), static_cast<int>(h.size()), MPI_INT64_T, c, kHeaderTag,
-                               comm_, &reqs.back()));
-  }
-  INFLLM_MPI_CHECK(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE));
+  const AttentionExchange::Headers in_headers = exchange_.exchange_headers(headers);
   for (auto& [c, p] : out) out_.push_back(std::move(p));
   for (const auto& [d, h] : in_headers) {
     Peer p;
@@ -146,7 +123,7 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
 }
 
 void DistAttention::attend(Backend& backend, const KvStore& store, int layer_index, int q_heads,
-                           std::span<const model::StepSequence> batch,
+                           std::span<const StepSequence> batch,
                            std::span<const std::vector<KvBlock>> blocks, const float* q,
                            float* out) {
   if (!remote_ && in_.empty()) {
@@ -160,7 +137,7 @@ void DistAttention::attend(Backend& backend, const KvStore& store, int layer_ind
 
 void DistAttention::serve_layer(int layer_index) { layer(layer_index, nullptr, nullptr); }
 
-void DistAttention::serve_one(Peer& d, int layer_index, std::vector<MPI_Request>& sends) {
+void DistAttention::serve_one(Peer& d, int layer_index) {
   const std::int64_t rows = d.rows;
   const int hd = head_dim_;
   d.send.assign(static_cast<std::size_t>(rows * (hd + 2)), 0.0f);
@@ -177,34 +154,28 @@ void DistAttention::serve_one(Peer& d, int layer_index, std::vector<MPI_Request>
     r += s.tokens * q_heads_;
   }
   backend_.attention(pool_, partial_params(layer_index, q_heads_, hd), queries, outputs);
-  sends.emplace_back();
-  INFLLM_MPI_CHECK(MPI_Isend(d.send.data(), static_cast<int>(d.send.size()), MPI_FLOAT, d.rank,
-                             partial_tag(layer_index), comm_, &sends.back()));
+  exchange_.post_send(d.rank, partial_tag(layer_index), d.send);
   traffic_.partial_bytes += static_cast<std::int64_t>(d.send.size() * sizeof(float));
 }
 
 void DistAttention::layer(int layer_index, const float* q, float* out) {
   const int hd = head_dim_;
   const std::size_t row = static_cast<std::size_t>(q_heads_) * hd;  // floats per token
-  std::vector<MPI_Request> recv_q(in_.size()), recv_p(out_.size()), sends;
+  std::vector<std::size_t> recv_q(in_.size()), recv_p(out_.size());
   for (std::size_t i = 0; i < in_.size(); ++i) {
     in_[i].recv.resize(static_cast<std::size_t>(in_[i].rows * hd));
-    INFLLM_MPI_CHECK(MPI_Irecv(in_[i].recv.data(), static_cast<int>(in_[i].recv.size()), MPI_FLOAT,
-                               in_[i].rank, query_tag(layer_index), comm_, &recv_q[i]));
+    recv_q[i] = exchange_.post_recv(in_[i].rank, query_tag(layer_index), in_[i].recv);
   }
   for (std::size_t i = 0; i < out_.size(); ++i) {
     Peer& c = out_[i];
     c.recv.resize(static_cast<std::size_t>(c.rows * (hd + 2)));
-    INFLLM_MPI_CHECK(MPI_Irecv(c.recv.data(), static_cast<int>(c.recv.size()), MPI_FLOAT, c.rank,
-                               partial_tag(layer_index), comm_, &recv_p[i]));
+    recv_p[i] = exchange_.post_recv(c.rank, partial_tag(layer_index), c.recv);
     c.send.clear();
     for (const auto& [s, k] : c.seqs) {
       const float* src = q + static_cast<std::size_t>(row0_[s]) * row;
       c.send.insert(c.send.end(), src, src + static_cast<std::size_t>(tokens_[s]) * row);
     }
-    sends.emplace_back();
-    INFLLM_MPI_CHECK(MPI_Isend(c.send.data(), static_cast<int>(c.send.size()), MPI_FLOAT, c.rank,
-                               query_tag(layer_index), comm_, &sends.back()));
+    exchange_.post_send(c.rank, query_tag(layer_index), c.send);
     traffic_.query_bytes += static_cast<std::int64_t>(c.send.size() * sizeof(float));
   }
 
@@ -224,46 +195,22 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
       outputs[s] = acc_of(s);
     }
     backend_.attention(pool_, params, queries, outputs);
-    if (pulled_ != nullptr) {
-      std::vector<MaQuery> pq;
-      std::vector<std::size_t> which;
-      for (std::size_t s = 0; s < seqs_.size(); ++s) {
-        if (seqs_[s].pulled.empty()) continue;
-        pq.push_back(queries[s]);
-        pq.back().blocks = seqs_[s].pulled;
-        which.push_back(s);
-      }
-      if (!pq.empty()) {
-        std::vector<MaOutput> pout;
-        for (std::size_t s : which) {
-          const std::int64_t r = row0_[s] * q_heads_;
-          pout.push_back(MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
-        }
-        backend_.attention(*pulled_, params, pq, pout);
-        for (std::size_t i = 0; i < which.size(); ++i) {
-          const std::size_t s = which[i];
-          backend_.merge_partials_into(acc_of(s), PartialsView{pout[i].o, pout[i].m, pout[i].l},
-                                       tokens_[s] * q_heads_, hd);
-        }
-      }
-    }
+    if (pulled_ != nullptr) merge_pulled(params, queries, acc_of);
   }
 
   // Serve every query addressed here, as it arrives.
   for (std::size_t served = 0; served < in_.size(); ++served) {
-    int index = MPI_UNDEFINED;
     const double t0 = now_s();
-    INFLLM_MPI_CHECK(
-        MPI_Waitany(static_cast<int>(recv_q.size()), recv_q.data(), &index, MPI_STATUS_IGNORE));
+    const std::size_t ticket = exchange_.wait_any(recv_q);
     traffic_.wait_s += now_s() - t0;
-    serve_one(in_[static_cast<std::size_t>(index)], layer_index, sends);
+    const auto at = std::find(recv_q.begin(), recv_q.end(), ticket) - recv_q.begin();
+    serve_one(in_[static_cast<std::size_t>(at)], layer_index);
   }
 
   // This rank's partial states from its creditors.
   {
     const double t0 = now_s();
-    INFLLM_MPI_CHECK(
-        MPI_Waitall(static_cast<int>(recv_p.size()), recv_p.data(), MPI_STATUSES_IGNORE));
+    exchange_.wait_all(recv_p);
     traffic_.wait_s += now_s() - t0;
   }
   for (const Peer& c : out_) {
@@ -283,8 +230,33 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
                                 out);
   }
   const double t0 = now_s();
-  INFLLM_MPI_CHECK(MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE));
+  exchange_.wait_sends();
   traffic_.wait_s += now_s() - t0;
 }
 
-}  // namespace infllm::dist
+void DistAttention::merge_pulled(const MaParams& params, std::span<const MaQuery> queries,
+                                 const std::function<MaOutput(std::size_t)>& acc_of) {
+  const int hd = head_dim_;
+  std::vector<MaQuery> pq;
+  std::vector<std::size_t> which;
+  for (std::size_t s = 0; s < seqs_.size(); ++s) {
+    if (seqs_[s].pulled.empty()) continue;
+    pq.push_back(queries[s]);
+    pq.back().blocks = seqs_[s].pulled;
+    which.push_back(s);
+  }
+  if (pq.empty()) return;
+  std::vector<MaOutput> pout;
+  for (std::size_t s : which) {
+    const std::int64_t r = row0_[s] * q_heads_;
+    pout.push_back(MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
+  }
+  backend_.attention(*pulled_, params, pq, pout);
+  for (std::size_t i = 0; i < which.size(); ++i) {
+    const std::size_t s = which[i];
+    backend_.merge_partials_into(acc_of(s), PartialsView{pout[i].o, pout[i].m, pout[i].l},
+                                 tokens_[s] * q_heads_, hd);
+  }
+}
+
+}  // namespace infllm::model

@@ -1,10 +1,7 @@
 // model_executor.cpp: see model_executor.hpp.
-#include "dist/model_executor.hpp"
+#include "model/model_executor.hpp"
 
-#include "dist/engine.hpp"
-#include "dist/wire.hpp"
-
-namespace infllm::dist {
+namespace infllm::model {
 
 namespace {
 
@@ -14,7 +11,7 @@ double since(Clock::time_point t0) {
 }
 
 // A fill step's attention: the local one, abandoning the step once keep_going says so.
-class FillAttention final : public model::Attention {
+class FillAttention final : public Attention {
  public:
   explicit FillAttention(const std::function<bool(int)>& keep_going) : keep_going_(keep_going) {}
   bool keep_going(int layer) override { return keep_going_(layer); }
@@ -25,10 +22,10 @@ class FillAttention final : public model::Attention {
 
 }  // namespace
 
-ModelExecutor::ModelExecutor(model::Forward& forward, const model::Tokenizer* tokenizer,
-                             const std::vector<model::GenRequest>& requests,
+ModelExecutor::ModelExecutor(Forward& forward, const Tokenizer* tokenizer,
+                             const std::vector<GenRequest>& requests,
                              const std::vector<std::int32_t>& eos_ids, KvStore store,
-                             DistAttention& attention, BlockTransport& blocks)
+                             DistAttention& attention, BlockTransport& blocks, Encode encode)
     : forward_(forward),
       tokenizer_(tokenizer),
       requests_(requests),
@@ -36,6 +33,7 @@ ModelExecutor::ModelExecutor(model::Forward& forward, const model::Tokenizer* to
       store_(store),
       attention_(attention),
       blocks_(blocks),
+      encode_(std::move(encode)),
       max_pos_(forward.config().max_position_embeddings) {}
 
 double ModelExecutor::since_start() const { return since(t0_); }
@@ -53,22 +51,22 @@ void ModelExecutor::start(const RequestSpec& spec) {
 void ModelExecutor::drop(RequestId request) { seqs_.erase(request); }
 
 std::int64_t ModelExecutor::push_bytes_per_row() const {
-  const model::ModelConfig& mc = forward_.config();
+  const ModelConfig& mc = forward_.config();
   return static_cast<std::int64_t>(mc.num_layers) * mc.num_heads *
          (2 * static_cast<std::int64_t>(mc.head_dim) + 2) * 4;
 }
 
 int ModelExecutor::layers() const { return static_cast<int>(forward_.config().num_layers); }
 
-std::vector<model::StepSequence> ModelExecutor::batch_of(std::span<const StepItem> items) {
-  std::vector<model::StepSequence> batch(items.size());
+std::vector<StepSequence> ModelExecutor::batch_of(std::span<const StepItem> items) {
+  std::vector<StepSequence> batch(items.size());
   for (std::size_t s = 0; s < items.size(); ++s) {
     const Growth& g = items[s].growth;
     Seq& q = seqs_.at(g.request);
     const bool last = g.first_pos + g.tokens == static_cast<std::int64_t>(q.all.size());
-    batch[s] = model::StepSequence{std::span(q.all).subspan(static_cast<std::size_t>(g.first_pos),
-                                                            static_cast<std::size_t>(g.tokens)),
-                                   g.first_pos, items[s].slots, last};
+    batch[s] = StepSequence{std::span(q.all).subspan(static_cast<std::size_t>(g.first_pos),
+                                                     static_cast<std::size_t>(g.tokens)),
+                            g.first_pos, items[s].slots, last};
   }
   return batch;
 }
@@ -77,7 +75,7 @@ std::vector<RequestId> ModelExecutor::step(std::span<const StepItem> items,
                                            std::span<const std::byte> pulled, bool exchange,
                                            StepStats& stats) {
   const auto tp = Clock::now();
-  const std::vector<model::StepSequence> batch = batch_of(items);
+  const std::vector<StepSequence> batch = batch_of(items);
   std::vector<SeqPlan> plans;
   std::vector<std::int64_t> tokens, first_pos;
   for (const StepItem& item : items) {
@@ -113,7 +111,7 @@ std::vector<RequestId> ModelExecutor::step(std::span<const StepItem> items,
 std::optional<std::vector<RequestId>> ModelExecutor::fill_step(
     std::span<const StepItem> items, const std::function<bool(int)>& keep_going, StepStats& stats) {
   const auto tf = Clock::now();
-  const std::vector<model::StepSequence> batch = batch_of(items);
+  const std::vector<StepSequence> batch = batch_of(items);
   FillAttention attention(keep_going);
   std::optional<std::vector<float>> logits = forward_.try_step(batch, store_, attention);
   std::optional<std::vector<RequestId>> ended;
@@ -123,7 +121,7 @@ std::optional<std::vector<RequestId>> ModelExecutor::fill_step(
 }
 
 std::vector<RequestId> ModelExecutor::accept(std::span<const StepItem> items,
-                                             std::span<const model::StepSequence> batch,
+                                             std::span<const StepSequence> batch,
                                              std::vector<float>& logits) {
   const auto vocab = static_cast<std::size_t>(forward_.config().vocab_size);
   std::vector<RequestId> ended;
@@ -139,9 +137,9 @@ std::vector<RequestId> ModelExecutor::accept(std::span<const StepItem> items,
       q.result.first_token_s = since_start();
     }
     const std::string finish_reason =
-        model::accept_token(*q.req, l, eos_ids_, tokenizer_, max_pos_, q.all, q.result);
+        accept_token(*q.req, l, eos_ids_, tokenizer_, max_pos_, q.all, q.result);
     if (finish_reason.empty()) continue;
-    q.result.status = model::GenStatus::kDone;
+    q.result.status = GenStatus::kDone;
     q.result.finish_reason = finish_reason;
     q.result.total_s = since_start();
     ended.push_back(id);
@@ -152,14 +150,14 @@ std::vector<RequestId> ModelExecutor::accept(std::span<const StepItem> items,
 std::vector<std::uint8_t> ModelExecutor::result(RequestId request, std::int64_t remote_max,
                                                 const std::vector<std::int32_t>& creditors) {
   const auto it = seqs_.find(request);
-  model::GenResult r = std::move(it->second.result);
+  GenResult r = std::move(it->second.result);
   seqs_.erase(it);
   if (tokenizer_ != nullptr && r.text.empty()) {
     r.text = tokenizer_->decode_text(r.tokens, /*skip_special=*/true);
   }
   r.remote_blocks_max = remote_max;
   r.creditors = creditors;
-  return encode(to_record(std::move(r)));
+  return encode_(std::move(r));
 }
 
-}  // namespace infllm::dist
+}  // namespace infllm::model

@@ -1,28 +1,32 @@
 // model_executor.hpp: the step loop's StepExecutor for real generation: the forward pass over
 // the batch the loop planned, with DistAttention for the blocks on other ranks, then sampling
-// and the stopping rules (model/generator.hpp's accept_token), one Seq per request at home.
+// and the stopping rules (generator.hpp's accept_token), one Seq per request at home. It runs
+// under every adapter of the loop's ports: MPI ranks and in-process instances.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <vector>
 
 #include "core/step_ports.hpp"
-#include "dist/dist_attention.hpp"
+#include "model/dist_attention.hpp"
 #include "model/forward.hpp"
 #include "model/generator.hpp"
 
-namespace infllm::dist {
+namespace infllm::model {
 
 class ModelExecutor final : public StepExecutor {
  public:
+  // A finished request's result as the bytes that travel to the gManager's instance.
+  using Encode = std::function<std::vector<std::uint8_t>(GenResult&&)>;
+
   // `requests`: the run's list (RequestId = index into it). `store`: this instance's KV pool,
   // the memory `blocks` exposes. `attention` attends over every step's plan.
-  ModelExecutor(model::Forward& forward, const model::Tokenizer* tokenizer,
-                const std::vector<model::GenRequest>& requests,
-                const std::vector<std::int32_t>& eos_ids, KvStore store, DistAttention& attention,
-                BlockTransport& blocks);
+  ModelExecutor(Forward& forward, const Tokenizer* tokenizer,
+                const std::vector<GenRequest>& requests, const std::vector<std::int32_t>& eos_ids,
+                KvStore store, DistAttention& attention, BlockTransport& blocks, Encode encode);
 
   void start(const RequestSpec& spec) override;
   void drop(RequestId request) override;
@@ -39,28 +43,28 @@ class ModelExecutor final : public StepExecutor {
  private:
   // One request at home.
   struct Seq {
-    const model::GenRequest* req = nullptr;
+    const GenRequest* req = nullptr;
     std::vector<std::int32_t> all;  // prompt + generated
-    model::GenResult result;
+    GenResult result;
     bool first_token = false;
   };
-  std::vector<model::StepSequence> batch_of(std::span<const StepItem> items);
+  std::vector<StepSequence> batch_of(std::span<const StepItem> items);
   // Sampling and stopping after a forward pass; the requests that ended.
   std::vector<RequestId> accept(std::span<const StepItem> items,
-                                std::span<const model::StepSequence> batch,
-                                std::vector<float>& logits);
+                                std::span<const StepSequence> batch, std::vector<float>& logits);
   double since_start() const;
 
-  model::Forward& forward_;
-  const model::Tokenizer* tokenizer_;
-  const std::vector<model::GenRequest>& requests_;
+  Forward& forward_;
+  const Tokenizer* tokenizer_;
+  const std::vector<GenRequest>& requests_;
   const std::vector<std::int32_t>& eos_ids_;
   KvStore store_;
   DistAttention& attention_;
   BlockTransport& blocks_;
+  Encode encode_;
   const std::int64_t max_pos_;
   std::map<RequestId, Seq> seqs_;
   const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 
-}  // namespace infllm::dist
+}  // namespace infllm::model

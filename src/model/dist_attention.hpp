@@ -1,11 +1,12 @@
 // dist_attention.hpp: per-layer attention over a request's blocks wherever they live.
 //
 // For one step, each request of this rank's batch has a SeqPlan: its blocks at home, the blocks
-// it fetched with MPI_Get (pull-KV), and per creditor the blocks that creditor holds and will
-// attend over itself (push-query). plan() exchanges, once per step, who sends whom how much
-// (MPI_Alltoall of two counts per pair, then the query headers: which slots and positions), so
-// within a layer every receive is posted with its size known and only pairs that share loans
-// talk. Then, in every layer (attend(), or serve_layer() on a rank with no batch):
+// it fetched (pull-KV), and per creditor the blocks that creditor holds and will attend over
+// itself (push-query). plan() exchanges, once per step, the query headers (which slots and
+// positions) through the AttentionExchange port (core/step_ports.hpp: MPI messages, or
+// in-process mailboxes), so within a layer every receive is posted with its size known and
+// only pairs that share loans talk. Then, in every layer (attend(), or serve_layer() on a rank
+// with no batch):
 //
 //   post receives (queries from debtors, partial states from creditors)
 //   send each creditor the query rows of its requests           home ----q----> creditor
@@ -19,17 +20,17 @@
 // themselves: no step deadlocks.
 #pragma once
 
-#include <mpi.h>
-
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
 #include "backend/backend.hpp"
 #include "core/kv_block.hpp"
+#include "core/step_ports.hpp"
 #include "model/forward.hpp"
 
-namespace infllm::dist {
+namespace infllm::model {
 
 struct AttentionTraffic {
   std::int64_t query_bytes = 0;
@@ -37,17 +38,17 @@ struct AttentionTraffic {
   double wait_s = 0;
 };
 
-class DistAttention final : public model::Attention {
+class DistAttention final : public Attention {
  public:
-  // `comm`: a communicator for this traffic alone. `backend`: computes every MA, merge and
-  // normalization. `pool`: this rank's pool (the RMA window's memory), which creditors read for
-  // the queries they serve. Throws InternalError for a backend whose memory is not host memory:
-  // queries and partial states travel through MPI from the buffers the backend writes.
-  DistAttention(MPI_Comm comm, Backend& backend, const KvPool& pool, int q_heads);
+  // `exchange`: this traffic's port. `backend`: computes every MA, merge and normalization.
+  // `pool`: this rank's pool, which creditors read for the queries they serve. Throws
+  // InternalError for a backend whose memory is not host memory: queries and partial states
+  // travel from the buffers the backend writes.
+  DistAttention(AttentionExchange& exchange, Backend& backend, const KvPool& pool, int q_heads);
 
   // Every rank every step. `seqs[s]` is batch item s's plan; `tokens[s]` and `first_pos[s]`
   // its query rows this step. With `exchange` (the same on every rank) it is collective over
-  // comm: ranks learn who sends them queries. Without, no rank may send any (checked).
+  // the exchange: ranks learn who sends them queries. Without, no rank may send any (checked).
   void plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
             std::vector<std::int64_t> first_pos, const KvPool* pulled, bool exchange = true);
   // Whether any rank will send this rank a query this step.
@@ -56,8 +57,8 @@ class DistAttention final : public model::Attention {
   bool remote() const { return remote_; }
 
   void attend(Backend& backend, const KvStore& store, int layer, int q_heads,
-              std::span<const model::StepSequence> batch,
-              std::span<const std::vector<KvBlock>> blocks, const float* q, float* out) override;
+              std::span<const StepSequence> batch, std::span<const std::vector<KvBlock>> blocks,
+              const float* q, float* out) override;
   // A layer's exchange for a rank with an empty batch: serve the queries addressed to it.
   void serve_layer(int layer);
 
@@ -78,9 +79,12 @@ class DistAttention final : public model::Attention {
     std::vector<float> send, recv;          // this layer's buffers
   };
   void layer(int layer, const float* q, float* out);
-  void serve_one(Peer& debtor, int layer, std::vector<MPI_Request>& sends);
+  // The pulled blocks' partial states, merged into each item's accumulator.
+  void merge_pulled(const MaParams& params, std::span<const MaQuery> queries,
+                    const std::function<MaOutput(std::size_t)>& acc_of);
+  void serve_one(Peer& debtor, int layer);
 
-  MPI_Comm comm_;
+  AttentionExchange& exchange_;
   Backend& backend_;
   KvPool pool_;
   const KvPool* pulled_ = nullptr;
@@ -97,4 +101,4 @@ class DistAttention final : public model::Attention {
   std::vector<float> acc_o_, acc_m_, acc_l_, pull_o_, pull_m_, pull_l_;
 };
 
-}  // namespace infllm::dist
+}  // namespace infllm::model
