@@ -385,7 +385,7 @@ int run_generate(const GenerateConfig& cfg) {
   try {
     cpu::CpuBackend backend;
     model::Forward forward(m.config, m.weights, backend);
-    dist::EngineOptions options;
+    model::EngineOptions options;
     options.instance.block_tokens = cfg.block_tokens;
     options.instance.pool_slots = st.slots;
     options.instance.max_batch_tokens = cfg.max_batch_tokens;

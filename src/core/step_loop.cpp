@@ -66,8 +66,11 @@ void ManagerLoop::record_step(const ClusterStep& sums, const std::vector<RankDec
   cs.queued = static_cast<std::int64_t>(gm_.queued());
   cs.wall_s = since(t0_);
   if (cs.step > 0) {
+    // The pool figures are the peak and the cluster's size, not sums over steps.
+    const std::int32_t peak = std::max(summary_.totals.pool_used, cs.sum.pool_used);
     add(summary_.totals, cs.sum);
-    summary_.totals.pool_used = std::max(summary_.totals.pool_used, cs.sum.pool_used);
+    summary_.totals.pool_used = peak;
+    summary_.totals.pool_slots = cs.sum.pool_slots;
     summary_.ledger_max = std::max(summary_.ledger_max, cs.ledger_blocks);
     summary_.per_step.push_back(cs);
     if (hooks_.on_step) hooks_.on_step(cs);

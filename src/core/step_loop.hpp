@@ -69,7 +69,9 @@ struct RunSummary {
   std::int64_t ledger_outstanding_end = 0;
   std::int64_t ledger_max = 0;
   std::int64_t dgfm_moves = 0;
-  StepStats totals;  // bytes by kind and the time split, summed over steps and instances
+  // Bytes by kind and the time split, summed over steps and instances; pool_used is the peak
+  // of the cluster's use, pool_slots its slots.
+  StepStats totals;
   std::vector<ClusterStep> per_step;
   // Debt-ledger snapshots: every 16th boundary and the last, one row per (debtor, creditor)
   // pair that owes: {step, debtor, creditor, blocks}.

@@ -20,28 +20,11 @@
 #include "core/step_loop.hpp"
 #include "dist/wire.hpp"
 #include "io/results.hpp"
+#include "model/engine.hpp"
 #include "model/forward.hpp"
 #include "model/generator.hpp"
 
 namespace infllm::dist {
-
-struct EngineOptions {
-  // Each instance's pool, batch limits and EOS ids.
-  model::GeneratorOptions instance;
-  double max_lend_fraction = 0.5;
-  KvPolicy policy = KvPolicy::kPooled;
-  RemoteAttention remote = RemoteAttention::kAuto;
-  bool dgfm = true;
-  std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
-  // A rank done with its step before the others runs extra steps of its all-home requests
-  // until every rank is done (LoopOptions::fill_waits).
-  bool fill_waits = true;
-  bool reserve_growth = true;  // GManagerConfig::reserve_growth (--admission)
-  // At every boundary, each rank checks its rManager and sends rank 0 its
-  // InstanceView; rank 0 checks the gManager, the ledger and the cross-rank rule
-  // (core/cluster_check.hpp). A broken invariant is an InternalError: the job aborts.
-  bool check_invariants = false;
-};
 
 struct EngineHooks {
   std::function<bool()> stop;                         // every rank, every boundary
@@ -60,7 +43,7 @@ class Engine {
  public:
   // Collective over `comm` (it is duplicated). Allocates this rank's pool window.
   Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* tokenizer,
-         const EngineOptions& options);
+         const model::EngineOptions& options);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -76,7 +59,7 @@ class Engine {
   int rank_ = 0, size_ = 1;
   model::Forward& forward_;
   const model::Tokenizer* tokenizer_;
-  EngineOptions options_;
+  model::EngineOptions options_;
 };
 
 }  // namespace infllm::dist

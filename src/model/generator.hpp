@@ -1,15 +1,8 @@
-// generator.hpp: the single-instance engine: continuous batching with chunked prefill over one
-// local rBlock pool, sampling and stopping, preemption by recomputation.
-//
-// Each step builds one batch under a token budget (max_batch_tokens) and a sequence cap
-// (max_num_seqs): first one decode token for every running request that has finished its
-// prefill, then prefill chunks (continuing ones first, then new requests in arrival order).
-// Blocks come from the pool's SlotAllocator as positions need them. When the pool runs dry the
-// youngest running request is preempted (its blocks freed, its tokens so far recomputed later);
-// the oldest is never preempted, and a request that cannot grow even alone fails with reason
-// kv_capacity. A request whose prompt + max_new_tokens cannot fit the empty pool is rejected
-// (kv_capacity) at admission. The distributed engine (src/dist) generalizes this loop across
-// ranks.
+// generator.hpp: generation requests and results, and the rules every engine applies to them:
+// admission refusals that need no scheduling, sampling and stopping (accept_token), and an
+// instance's pool and batch sizes. The engine itself is the step loop (engine.hpp): continuous
+// batching with chunked prefill over rBlock pools, preemption by recomputation, on one instance
+// or many.
 #pragma once
 
 #include <cstdint>
@@ -74,6 +67,7 @@ std::string accept_token(const GenRequest& request, std::span<float> logits,
                          std::int64_t max_positions, std::vector<std::int32_t>& sequence,
                          GenResult& result);
 
+// One instance's pool, batch limits and EOS ids.
 struct GeneratorOptions {
   int block_tokens = 16;
   std::int32_t pool_slots = 0;  // rBlocks in the local pool
@@ -81,51 +75,6 @@ struct GeneratorOptions {
   int max_batch_tokens = 512;
   int max_num_seqs = 16;
   std::vector<std::int32_t> eos_ids;  // any ends a request (unless ignore_eos)
-};
-
-struct GeneratorStats {
-  std::int64_t steps = 0;
-  std::int64_t prefill_tokens = 0;
-  std::int64_t decode_tokens = 0;
-  std::int64_t preemptions = 0;
-  std::int32_t pool_used_hwm = 0;
-  bool stopped = false;  // RunHooks::stop ended the run early
-};
-
-// The engine's state at a step boundary, for progress lines.
-struct StepProgress {
-  std::int64_t steps = 0;
-  std::int64_t prefill_tokens = 0;  // computed so far (recomputation included)
-  std::int64_t decode_tokens = 0;
-  std::int32_t pool_used = 0;  // rBlocks in use now
-  std::int32_t pool_slots = 0;
-  std::size_t running = 0;
-  std::size_t waiting = 0;
-};
-
-// Optional callbacks of Generator::run, both called at step boundaries.
-struct RunHooks {
-  // True stops the run at this boundary: no new step starts, and the requests not finished are
-  // not reported (a resumed job runs them again). Called before every step.
-  std::function<bool()> stop;
-  // Called after every step.
-  std::function<void(const StepProgress&)> on_step;
-};
-
-class Generator {
- public:
-  // `tokenizer` decodes results and checks stop strings; it may be null (tokens only).
-  Generator(Forward& forward, const Tokenizer* tokenizer, const GeneratorOptions& options);
-
-  // Runs every request to completion (or until hooks.stop says so); calls on_result once per
-  // finished request, in completion order.
-  GeneratorStats run(std::vector<GenRequest> requests,
-                     const std::function<void(GenResult&&)>& on_result, const RunHooks& hooks = {});
-
- private:
-  Forward& forward_;
-  const Tokenizer* tokenizer_;
-  GeneratorOptions options_;
 };
 
 }  // namespace infllm::model

@@ -157,7 +157,7 @@ std::vector<std::uint8_t> ModelExecutor::result(RequestId request, std::int64_t 
   }
   r.remote_blocks_max = remote_max;
   r.creditors = creditors;
-  return encode_(std::move(r));
+  return encode_(request, std::move(r));
 }
 
 }  // namespace infllm::model

@@ -20,7 +20,7 @@ namespace infllm::model {
 class ModelExecutor final : public StepExecutor {
  public:
   // A finished request's result as the bytes that travel to the gManager's instance.
-  using Encode = std::function<std::vector<std::uint8_t>(GenResult&&)>;
+  using Encode = std::function<std::vector<std::uint8_t>(RequestId, GenResult&&)>;
 
   // `requests`: the run's list (RequestId = index into it). `store`: this instance's KV pool,
   // the memory `blocks` exposes. `attention` attends over every step's plan.

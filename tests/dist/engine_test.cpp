@@ -2,8 +2,7 @@
 // build tree: Open MPI's root/oversubscribe settings, nothing else), on a generated `micro`
 // model, with pools small enough that long documents borrow rBlocks from several creditors.
 //
-// The reference is one rank with one big pool, which runs the single-instance engine
-// (model::Generator), an implementation of scheduling independent of the distributed one. The
+// The reference is one rank with one big pool: nothing borrowed, nothing preempted. The
 // comparison follows docs/design.md (Determinism): greedy tokens agree up to the first position
 // where the reference's top-2 log-probability gap is at most 1e-4.
 // NOTE: GCC 12 warns -Wrestrict on std::string concatenations with literals (GCC bug 105651, a
@@ -25,7 +24,11 @@
 #include <set>
 #include <thread>
 
+#include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/cpu_threads.hpp"
 #include "dist/mpi_jobs.hpp"
+#include "model/engine.hpp"
+#include "model/weights.hpp"
 #include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
 
@@ -310,6 +313,9 @@ TEST_F(Engine, DgfmBudgetBelowOneRBlockMovesNothing) {
   const json m = read_json(metrics);
   EXPECT_GT(m["loans_total"].get<int>(), 0);
   EXPECT_EQ(m["dgfm_moves"], 0);
+  // The peak of the cluster's pool use: at most both pools.
+  EXPECT_GT(m["pool_used_hwm"].get<int>(), 0);
+  EXPECT_LE(m["pool_used_hwm"].get<int>(), 2 * m["pool_slots"].get<int>());
 }
 
 // 2,000 tokens + 8 new: 126 rBlocks. One 1.5 MiB pool holds 96; 4 pools lending half hold 240.
@@ -332,6 +338,81 @@ TEST_F(Engine, PooledServesWhatLocalRejects) {
   EXPECT_EQ(loc.at("big")["reason"], "kv_capacity");
   EXPECT_EQ(loc.at("small")["status"], "done");
   EXPECT_EQ(loc.at("small")["tokens"], ref.at("small")["tokens"]);
+}
+
+// The same loop in one process: N instances on threads through the in-process ports, with the
+// real forward pass, take the decisions the N-rank `mpirun` run takes (no fill waits: nothing
+// depends on timing) and give the same tokens, loans, DGFM moves and bytes moved.
+TEST_F(Engine, InProcessInstancesMatchTheMpirunRun) {
+  // Every document ignores EOS, so the in-process run needs no tokenizer.
+  std::string text = dgfm_input() + doc("short", 40, 12, 4);
+  for (std::size_t at = 0; (at = text.find('}', at)) != std::string::npos; at += 24) {
+    text.insert(at, ", \"ignore_eos\": true");
+  }
+  const auto in = write("inproc.jsonl", text);
+  const auto out = path("inproc.out.jsonl");
+  const auto metrics = path("inproc.metrics.json");
+  const double pool_mb = 0.625;
+  for (const std::string remote : {"push-query", "pull-kv"}) {
+    SCOPED_TRACE(remote);
+    const auto r = mpi_infllm(2, common(in, out) + kDeterministic + " --kv-pool-mb 0.625 " +
+                                     "--admission optimistic --remote-attention " + remote +
+                                     " --metrics " + metrics);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto want = read_results(out);
+    const json m = read_json(metrics);
+
+    infllm::cpu::set_threads(1);
+    const infllm::model::LoadedModel lm = infllm::model::load_model(model());
+    infllm::cpu::CpuBackend backend;
+    std::vector<infllm::model::GenRequest> requests;
+    {
+      std::ifstream f(in);
+      for (std::string line; std::getline(f, line);) {
+        const json j = json::parse(line);
+        infllm::model::GenRequest q;
+        q.id = j["id"];
+        q.prompt = j["tokens"].get<std::vector<std::int32_t>>();
+        q.max_new_tokens = j["max_new_tokens"];
+        q.ignore_eos = true;
+        requests.push_back(q);
+      }
+    }
+    infllm::model::EngineOptions o;
+    o.instance.block_tokens = 16;
+    const infllm::BlockGeometry g{16, static_cast<int>(lm.config.num_layers),
+                                  static_cast<int>(lm.config.num_kv_heads),
+                                  static_cast<int>(lm.config.head_dim), infllm::KvDtype::kF32};
+    o.instance.pool_slots =
+        static_cast<std::int32_t>(pool_mb * 1048576.0 / double(g.block_bytes()));
+    o.policy = infllm::KvPolicy::kPooled;
+    o.remote = remote == "push-query" ? infllm::RemoteAttention::kPushQuery
+                                      : infllm::RemoteAttention::kPullKv;
+    o.fill_waits = false;
+    o.reserve_growth = false;
+    o.check_invariants = true;
+    std::map<std::string, std::vector<std::int32_t>> got;
+    infllm::model::InProcessHooks hooks;
+    hooks.on_result = [&](infllm::model::GenResult&& res) { got[res.id] = res.tokens; };
+    const infllm::RunSummary sum = infllm::model::run_in_process(lm.config, lm.weights, backend,
+                                                                 nullptr, requests, o, 2, 2, hooks);
+    ASSERT_EQ(got.size(), want.size());
+    for (const auto& [id, j] : want) {
+      EXPECT_EQ(got.at(id), j["tokens"].get<std::vector<std::int32_t>>()) << id;
+    }
+    EXPECT_EQ(sum.loans_total, m["loans_total"].get<std::int64_t>());
+    EXPECT_EQ(sum.dgfm_moves, m["dgfm_moves"].get<std::int64_t>());
+    EXPECT_EQ(sum.preemptions, m["preemptions"].get<std::int64_t>());
+    EXPECT_EQ(sum.steps, m["steps"].get<std::int64_t>());
+    EXPECT_GT(sum.loans_total, 0);
+    for (const char* kind : {"push", "pull", "query", "partial", "dgfm"}) {
+      std::int64_t bytes = 0;
+      infllm::for_each_field(sum.totals, [&](std::string_view name, const auto& v) {
+        if (name == std::string(kind) + "_bytes") bytes = static_cast<std::int64_t>(v);
+      });
+      EXPECT_EQ(bytes, m["bytes_moved"][kind].get<std::int64_t>()) << kind;
+    }
+  }
 }
 
 // Local policy: every request runs on one rank, results all reach rank 0's output.
