@@ -32,8 +32,8 @@
 #include "app/bench.hpp"
 #include "core/block_geometry.hpp"
 #include "core/errors.hpp"
-#include "model/make_model.hpp"
-#include "model/weights.hpp"
+#include "model/formats/weights.hpp"
+#include "model/maker/make_model.hpp"
 
 namespace {
 

@@ -21,8 +21,8 @@
 #include "backend/cpu/cpu_threads.hpp"
 #include "backend/cpu/machine_probe.hpp"
 #include "backend/cpu/pool_memory.hpp"
-#include "model/forward.hpp"
-#include "model/weights.hpp"
+#include "model/formats/weights.hpp"
+#include "model/forward/forward.hpp"
 
 namespace {
 

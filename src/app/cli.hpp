@@ -83,7 +83,7 @@ struct Parsed {
 // (unknown option, bad value, missing required option, out-of-range value, bad --config file).
 Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args);
 
-// `infllm make-model`: write a generated model (src/model/make_model.hpp). The preset name is
+// `infllm make-model`: write a generated model (src/model/maker/make_model.hpp). The preset name is
 // checked where the presets live (make_model throws UsageError("preset")); dtype is checked here.
 struct MakeModelConfig {
   std::string preset = "micro";

@@ -55,11 +55,11 @@
 #include "io/progress.hpp"
 #include "io/results.hpp"
 #include "io/write_file.hpp"
-#include "model/chat_template.hpp"
-#include "model/generator.hpp"
-#include "model/hf_cache.hpp"
-#include "model/tokenizer.hpp"
-#include "model/weights.hpp"
+#include "model/formats/hf_cache.hpp"
+#include "model/formats/weights.hpp"
+#include "model/sampling/generator.hpp"
+#include "model/tokenizer/chat_template.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 #include <mpi.h>
 

@@ -26,14 +26,14 @@
 #include "io/hdf5_file.hpp"
 #include "io/hdf5_results.hpp"
 #include "io/results.hpp"
-#include "model/chat_template.hpp"
-#include "model/dequant.hpp"
-#include "model/gguf.hpp"
-#include "model/hf_cache.hpp"
-#include "model/model_config.hpp"
-#include "model/safetensors.hpp"
-#include "model/tokenizer.hpp"
-#include "model/weights.hpp"
+#include "model/formats/dequant.hpp"
+#include "model/formats/gguf.hpp"
+#include "model/formats/hf_cache.hpp"
+#include "model/formats/model_config.hpp"
+#include "model/formats/safetensors.hpp"
+#include "model/formats/weights.hpp"
+#include "model/tokenizer/chat_template.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 namespace infllm::app {
 namespace {

@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "app/cli.hpp"
-#include "model/make_model.hpp"
+#include "model/maker/make_model.hpp"
 
 namespace infllm::app {
 

@@ -1,6 +1,6 @@
 // backend.hpp: the operations the transformer forward pass needs, as one interface.
 //
-// The forward pass (src/model/forward.cpp) is written once against Backend; the CPU backend
+// The forward pass (src/model/forward/forward.cpp) is written once against Backend; the CPU backend
 // (cpu/cpu_backend.hpp) implements it with OpenBLAS and threaded loops, and a CUDA backend
 // implements the same calls with cuBLAS and kernels/. Buffers are row-major f32; a "row" is one
 // token. Weights follow Hugging Face's linear layout W (out_features, in_features).
@@ -56,9 +56,9 @@ class Backend {
   virtual void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
                       std::size_t k, bool accumulate = false) = 0;
   // y (m, n) = x (m, k) . W^T (+= with accumulate) with W (n, k) stored row by row in the ggml
-  // block format `ggml_type` (model/dequant.hpp ids). Returns false, computing nothing, when this
-  // backend has no kernel for the type or thinks the f32 matmul is faster for `m` rows; the
-  // caller then multiplies by the f32 copy of W.
+  // block format `ggml_type` (model/formats/dequant.hpp ids). Returns false, computing nothing,
+  // when this backend has no kernel for the type or thinks the f32 matmul is faster for `m` rows;
+  // the caller then multiplies by the f32 copy of W.
   virtual bool matmul_quant(const float* x, std::uint32_t ggml_type, const std::byte* w, float* y,
                             std::size_t m, std::size_t n, std::size_t k, bool accumulate = false) {
     (void)x, (void)ggml_type, (void)w, (void)y, (void)m, (void)n, (void)k, (void)accumulate;

@@ -1,9 +1,12 @@
-// cluster_harness.hpp: N simulated instances and one gManager in one process.
+// cluster_harness.hpp: N simulated instances and one gManager in one process, on one thread:
+// the contract protocol alone (no data, no executor), for stress tests of the managers. The
+// engine's step loop with its data and executor is step_loop.hpp.
 //
 // Each boundary, every RManager's StepReport goes through an in-memory control channel to the
 // GManager, and each RankDecision comes back the same way: the very messages src/dist sends with
-// MPI_Gatherv / MPI_Scatterv, copied by value. Then every instance runs its step. Tests drive it
-// (and the cluster simulator will): submit requests, step, check invariants.
+// MPI_Gatherv / MPI_Scatterv, copied by value. Then every instance runs its step (RManager::run_step:
+// growth and completion by the specs). Tests and `bench core` drive it: submit requests, step,
+// check invariants.
 //
 // check_invariants() checks every component and the cross-rank rule of docs/design.md
 // (cluster_check.hpp, the same check the MPI engine runs with --check-invariants).
@@ -20,24 +23,14 @@
 
 namespace infllm {
 
-// The control plane's narrow interface: gather reports on rank 0, scatter decisions back.
-class ControlChannel {
- public:
-  virtual ~ControlChannel() = default;
-  virtual void send_report(const StepReport& report) = 0;
-  virtual std::vector<StepReport> gather_reports() = 0;  // rank 0, rank order
-  virtual void scatter_decisions(const std::vector<RankDecision>& decisions) = 0;
-  virtual RankDecision receive_decision(RankId rank) = 0;
-};
-
-// In-process channel: mailboxes, copies by value.
-class InMemoryControlChannel final : public ControlChannel {
+// The harness's control channel: one mailbox per rank each way, copies by value.
+class InMemoryControlChannel {
  public:
   explicit InMemoryControlChannel(std::int32_t ranks);
-  void send_report(const StepReport& report) override;
-  std::vector<StepReport> gather_reports() override;
-  void scatter_decisions(const std::vector<RankDecision>& decisions) override;
-  RankDecision receive_decision(RankId rank) override;
+  void send_report(const StepReport& report);
+  std::vector<StepReport> gather_reports();  // rank order
+  void scatter_decisions(const std::vector<RankDecision>& decisions);
+  RankDecision receive_decision(RankId rank);
   std::int64_t messages() const { return messages_; }
 
  private:

@@ -1,4 +1,4 @@
-// step_loop.hpp: the engine's step loop, written once (docs/design.md, "The step loop").
+// step_loop.hpp: the engine's step loop, written once (docs/design.md, "The distributed engine").
 //
 // Every instance runs InstanceLoop::run(); instance 0 also hosts the gManager's side, a
 // ManagerLoop, which its ControlPort::boundary calls with every report. One iteration:

@@ -20,9 +20,9 @@
 #include "core/step_loop.hpp"
 #include "dist/wire.hpp"
 #include "io/results.hpp"
-#include "model/engine.hpp"
-#include "model/forward.hpp"
-#include "model/generator.hpp"
+#include "model/engine/engine.hpp"
+#include "model/forward/forward.hpp"
+#include "model/sampling/generator.hpp"
 
 namespace infllm::dist {
 

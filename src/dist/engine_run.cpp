@@ -9,9 +9,9 @@
 #include "dist/engine.hpp"
 #include "dist/rma_pool.hpp"
 #include "dist/wire.hpp"
-#include "model/dist_attention.hpp"
-#include "model/engine.hpp"
-#include "model/model_executor.hpp"
+#include "model/engine/engine.hpp"
+#include "model/engine/model_executor.hpp"
+#include "model/forward/dist_attention.hpp"
 
 namespace infllm::dist {
 

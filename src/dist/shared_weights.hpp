@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <string>
 
-#include "model/weights.hpp"
+#include "model/formats/weights.hpp"
 
 namespace infllm::dist {
 

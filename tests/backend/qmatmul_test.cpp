@@ -19,7 +19,7 @@
 #include "backend/cpu/qmatmul.hpp"
 #include "core/errors.hpp"
 #include "core/half.hpp"
-#include "model/dequant.hpp"
+#include "model/formats/dequant.hpp"
 
 namespace infllm::cpu {
 namespace {

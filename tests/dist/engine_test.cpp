@@ -27,8 +27,8 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "dist/mpi_jobs.hpp"
-#include "model/engine.hpp"
-#include "model/weights.hpp"
+#include "model/engine/engine.hpp"
+#include "model/formats/weights.hpp"
 #include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
 

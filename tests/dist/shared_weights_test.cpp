@@ -13,7 +13,7 @@
 
 #include "core/errors.hpp"
 #include "dist/shared_weights.hpp"
-#include "model/make_model.hpp"
+#include "model/maker/make_model.hpp"
 
 namespace infllm::dist {
 namespace {

@@ -2,7 +2,7 @@
 // that the Hugging Face `tokenizers` package encodes the same way (trained_golden.json holds
 // the Python ids for tests/data/tokenizer/trained_tokenizer.json, which is this trainer's output
 // for the default corpus and options).
-#include "model/bpe_trainer.hpp"
+#include "model/maker/bpe_trainer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "core/errors.hpp"
-#include "model/tokenizer.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 namespace infllm::model {
 namespace {

@@ -2,7 +2,7 @@
 // rendering of the real templates (tests/data/tokenizer/chat_golden.json and
 // spm_chat_golden.json, made by scripts/golden/make_tokenizer_golden.py and
 // make_sentencepiece_golden.py), recognition of the families, unknown templates.
-#include "model/chat_template.hpp"
+#include "model/tokenizer/chat_template.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
-#include "model/tokenizer.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 namespace infllm::model {
 namespace {

@@ -12,8 +12,8 @@
 
 #include "core/errors.hpp"
 #include "core/half.hpp"
-#include "model/dequant.hpp"
-#include "model/gguf.hpp"
+#include "model/formats/dequant.hpp"
+#include "model/formats/gguf.hpp"
 
 namespace infllm::model {
 namespace {

@@ -1,14 +1,14 @@
-// engine_test.cpp: the engine (the step loop with the model, model/engine.hpp) in one process,
-// on one instance and on several through the in-process ports, against the fp64 reference's
-// greedy continuations: under chunking, batching, tight pools (preemption), the capacity rules,
-// and with pools so small that the long requests borrow from every other instance: push-query,
-// pull-KV, DGFM moves and fill steps, with the real forward pass.
+// engine_test.cpp: the engine (the step loop with the model, model/engine/engine.hpp) in one
+// process, on one instance and on several through the in-process ports, against the fp64
+// reference's greedy continuations: under chunking, batching, tight pools (preemption), the
+// capacity rules, and with pools so small that the long requests borrow from every other instance:
+// push-query, pull-KV, DGFM moves and fill steps, with the real forward pass.
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "backend/cpu/cpu_backend.hpp"
-#include "model/engine.hpp"
+#include "model/engine/engine.hpp"
 #include "tiny_model.hpp"
 
 namespace infllm::model {

@@ -1,8 +1,8 @@
 // forward_test.cpp: the forward pass over rBlocks against an independent fp64 reference.
 //
 // The reference (tiny_model.hpp) is the textbook Llama computation for one whole sequence at
-// once: dense causal attention in double, no blocks, no batching, no chunks. The forward pass under test
-// runs the same weights through rBlocks in a pool (scattered, shuffled slots), chunked prefill
+// once: dense causal attention in double, no blocks, no batching, no chunks. The forward pass under
+// test runs the same weights through rBlocks in a pool (scattered, shuffled slots), chunked prefill
 // starting mid-block, decode steps, and batches mixing requests. Logits must agree within 1e-4
 // relative (max abs difference / max abs logit).
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/errors.hpp"
-#include "model/forward.hpp"
+#include "model/forward/forward.hpp"
 #include "tiny_model.hpp"
 
 namespace infllm::model {
@@ -24,8 +24,7 @@ using namespace infllm::model::testing;  // NOLINT: test helpers
 
 // A pool whose slots are handed out in a shuffled order, so block tables are scattered.
 struct Pool {
-  Pool(const Forward& f, int block_tokens, int slots, KvDtype dtype, unsigned seed)
-      : free(slots) {
+  Pool(const Forward& f, int block_tokens, int slots, KvDtype dtype, unsigned seed) : free(slots) {
     store.geometry = f.geometry(block_tokens, dtype);
     store.slot_bytes = store.geometry.block_bytes();
     store.slots = slots;

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/errors.hpp"
-#include "model/gguf.hpp"
+#include "model/formats/gguf.hpp"
 
 namespace infllm::model {
 namespace {

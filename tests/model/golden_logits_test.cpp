@@ -38,9 +38,9 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.hpp"
-#include "model/forward.hpp"
-#include "model/rope.hpp"
-#include "model/weights.hpp"
+#include "model/formats/weights.hpp"
+#include "model/forward/forward.hpp"
+#include "model/forward/rope.hpp"
 #include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
 

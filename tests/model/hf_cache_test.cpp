@@ -12,7 +12,7 @@
 #include <string>
 
 #include "core/errors.hpp"
-#include "model/hf_cache.hpp"
+#include "model/formats/hf_cache.hpp"
 #include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
 

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "core/errors.hpp"
-#include "model/make_model.hpp"
-#include "model/safetensors.hpp"
-#include "model/weights.hpp"
+#include "model/formats/safetensors.hpp"
+#include "model/formats/weights.hpp"
+#include "model/maker/make_model.hpp"
 #include "support/run_command.hpp"
 
 namespace infllm::model {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/errors.hpp"
-#include "model/model_config.hpp"
+#include "model/formats/model_config.hpp"
 #include "support/temp_dir.hpp"
 
 namespace infllm::model {

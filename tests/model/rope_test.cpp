@@ -11,7 +11,7 @@
 #include <cmath>
 
 #include "core/errors.hpp"
-#include "model/rope.hpp"
+#include "model/forward/rope.hpp"
 
 namespace infllm::model {
 namespace {
@@ -41,10 +41,10 @@ TEST(Rope, PlainFrequencies) {
 
 TEST(Rope, Llama3KeepsHighDividesLowSmoothsTheBand) {
   const auto f = rope_inv_freq(rope_config("llama3"));
-  expect_rel(f[0], 1.0);                       // high frequency: kept
-  expect_rel(f[14], 0.0032114459947525913);    // still above the band
-  expect_rel(f[15], 0.001290547928209264);     // in the band: interpolated
-  expect_rel(f[20], 8.570255489881478e-06);    // low frequency: divided by 32
+  expect_rel(f[0], 1.0);                     // high frequency: kept
+  expect_rel(f[14], 0.0032114459947525913);  // still above the band
+  expect_rel(f[15], 0.001290547928209264);   // in the band: interpolated
+  expect_rel(f[20], 8.570255489881478e-06);  // low frequency: divided by 32
   expect_rel(f[31], 9.418306725434909e-08);
 }
 

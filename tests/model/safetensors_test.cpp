@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/errors.hpp"
-#include "model/safetensors.hpp"
+#include "model/formats/safetensors.hpp"
 
 namespace infllm::model {
 namespace {

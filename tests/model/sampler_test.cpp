@@ -5,7 +5,7 @@
 #include <cmath>
 #include <map>
 
-#include "model/sampler.hpp"
+#include "model/sampling/sampler.hpp"
 
 namespace infllm::model {
 namespace {

@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include "model/weights.hpp"
+#include "model/formats/weights.hpp"
 
 namespace infllm::model::testing {
 
@@ -34,7 +34,7 @@ inline ModelConfig tiny_config(int q_heads, int kv_heads, bool bias, bool tied) 
 }
 
 inline Tensor random_tensor(std::mt19937& rng, std::vector<std::int64_t> shape, float scale,
-                     float offset = 0.0f) {
+                            float offset = 0.0f) {
   Tensor t;
   t.shape = shape;
   std::int64_t n = 1;
@@ -77,7 +77,8 @@ inline Weights random_weights(const ModelConfig& c, unsigned seed) {
 using Mat = std::vector<double>;
 
 // y (n, out) = x (n, in) . W^T
-inline Mat ref_linear(const Mat& x, const Tensor& w, std::size_t n, std::size_t in, std::size_t out) {
+inline Mat ref_linear(const Mat& x, const Tensor& w, std::size_t n, std::size_t in,
+                      std::size_t out) {
   Mat y(n * out, 0.0);
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t o = 0; o < out; ++o) {
@@ -113,7 +114,8 @@ inline void ref_rope(Mat& x, std::size_t n, int heads, int hd, double theta) {
 }
 
 // Logits (n, vocab) of every position of `tokens`, all in double.
-inline Mat reference_logits(const ModelConfig& c, const Weights& w, const std::vector<std::int32_t>& tokens) {
+inline Mat reference_logits(const ModelConfig& c, const Weights& w,
+                            const std::vector<std::int32_t>& tokens) {
   const std::size_t n = tokens.size(), H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim();
   const std::size_t F = c.intermediate_size, V = c.vocab_size;
   const int qh = c.num_heads, kvh = c.num_kv_heads, hd = c.head_dim;
@@ -142,7 +144,8 @@ inline Mat reference_logits(const ModelConfig& c, const Weights& w, const std::v
         double mx = -INFINITY;
         for (std::size_t j = 0; j <= p; ++j) {
           double dot = 0.0;
-          for (int d = 0; d < hd; ++d) dot += q[(p * qh + head) * hd + d] * k[(j * kvh + kv) * hd + d];
+          for (int d = 0; d < hd; ++d)
+            dot += q[(p * qh + head) * hd + d] * k[(j * kvh + kv) * hd + d];
           s[j] = dot / std::sqrt(double(hd));
           mx = std::max(mx, s[j]);
         }

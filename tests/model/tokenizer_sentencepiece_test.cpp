@@ -12,9 +12,9 @@
 #include <string>
 
 #include "core/errors.hpp"
-#include "model/gguf.hpp"
-#include "model/tokenizer.hpp"
-#include "model/weights.hpp"
+#include "model/formats/gguf.hpp"
+#include "model/formats/weights.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 namespace infllm::model {
 namespace {

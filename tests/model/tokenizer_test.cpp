@@ -2,7 +2,7 @@
 // `tokenizers` package (tests/data/tokenizer, made by scripts/golden/make_tokenizer_golden.py),
 // plus the behaviours the golden data cannot show: byte-exact decoding, added-token options,
 // post-processors and malformed files.
-#include "model/tokenizer.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 #include <gtest/gtest.h>
 

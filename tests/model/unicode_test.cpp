@@ -1,5 +1,5 @@
 // unicode_test.cpp: UTF-8 decoding, the letter/number/space classes and the GPT-2 byte alphabet.
-#include "model/unicode.hpp"
+#include "model/tokenizer/unicode.hpp"
 
 #include <gtest/gtest.h>
 

@@ -19,9 +19,9 @@
 
 #include "core/errors.hpp"
 #include "core/half.hpp"
-#include "model/gguf.hpp"
-#include "model/safetensors.hpp"
-#include "model/weights.hpp"
+#include "model/formats/gguf.hpp"
+#include "model/formats/safetensors.hpp"
+#include "model/formats/weights.hpp"
 #include "support/temp_dir.hpp"
 
 namespace infllm::model {

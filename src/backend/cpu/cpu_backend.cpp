@@ -44,7 +44,7 @@ void CpuBackend::matmul(const float* x, const float* w, float* y, std::size_t m,
 
 bool CpuBackend::matmul_quant(const float* x, std::uint32_t ggml_type, const std::byte* w, float* y,
                               std::size_t m, std::size_t n, std::size_t k, bool accumulate) {
-  // ggml type ids (model/dequant.hpp): 3 = Q4_1, 8 = Q8_0.
+  // ggml type ids (model/formats/dequant.hpp): 3 = Q4_1, 8 = Q8_0.
   QuantType type;
   if (ggml_type == 3) {
     type = QuantType::kQ4_1;

@@ -1,0 +1,69 @@
+// engine.hpp: generation on the step loop (core/step_loop.hpp): the options every way of
+// running it shares, the set-up of its managers, and the loop's in-process run: N instances of
+// the model on N threads of one process (the in-process ports of core/in_process.hpp), one
+// instance being the plain single-instance engine. `mpiexec` runs the same loop over MPI ports
+// (dist/engine.hpp).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/g_manager.hpp"
+#include "core/kv_policy.hpp"
+#include "core/r_manager.hpp"
+#include "core/step_loop.hpp"
+#include "model/sampling/generator.hpp"
+
+namespace infllm::model {
+
+struct EngineOptions {
+  // Each instance's pool, batch limits and EOS ids.
+  GeneratorOptions instance;
+  double max_lend_fraction = 0.5;
+  KvPolicy policy = KvPolicy::kPooled;
+  RemoteAttention remote = RemoteAttention::kAuto;
+  bool dgfm = true;
+  std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
+  // A rank done with its step before the others runs extra steps of its all-home requests
+  // until every rank is done (LoopOptions::fill_waits).
+  bool fill_waits = true;
+  bool reserve_growth = true;  // GManagerConfig::reserve_growth (--admission)
+  // At every boundary, each instance checks its rManager and instance 0 the gManager, the
+  // ledger and the cross-instance rule (core/cluster_check.hpp). A broken invariant is an
+  // InternalError.
+  bool check_invariants = false;
+};
+
+// Instance `me`'s rManager settings.
+RManagerConfig rmanager_config(RankId me, const EngineOptions& options);
+// The gManager's settings for `instances` instances on `nodes` (node of each instance).
+GManagerConfig gmanager_config(std::int32_t instances, std::size_t block_bytes,
+                               const EngineOptions& options, std::vector<std::int32_t> nodes);
+// The result of a request that ended without a step.
+GenResult ended(const GenRequest& request, GenStatus status, std::string reason);
+// Instance 0: every request of `to_run` (indices into `requests`) goes to the gManager, or to
+// `on_ended` when it can never run (admission_verdict, or the gManager's verdict).
+void submit_requests(ManagerLoop& manager, const std::vector<GenRequest>& requests,
+                     const std::vector<std::size_t>& to_run, std::int64_t max_positions,
+                     const std::function<void(GenResult&&)>& on_ended);
+
+struct InProcessHooks {
+  std::function<void(GenResult&&)> on_result;       // every result, on instance 0's thread
+  std::function<void(const ClusterStep&)> on_step;  // instance 0
+  std::function<bool()> stop;                       // every instance, every boundary
+};
+
+// Runs `requests` (all of them) on `instances` instances of the model, `per_node` to a node,
+// through the in-process ports. Every instance has its own Forward over the shared weights and
+// backend (whose calls may come from several threads at once). `loop`: its test hooks
+// (after_step, cut_every_fill_step); the rest comes from `options`. The summary is instance
+// 0's.
+RunSummary run_in_process(const ModelConfig& config, const Weights& weights, Backend& backend,
+                          const Tokenizer* tokenizer, const std::vector<GenRequest>& requests,
+                          const EngineOptions& options, std::int32_t instances,
+                          std::int32_t per_node, const InProcessHooks& hooks,
+                          const LoopOptions& loop = {});
+
+}  // namespace infllm::model

@@ -1,0 +1,206 @@
+// forward.cpp: see forward.hpp. Buffer shapes are written beside each buffer; T is the number of
+// tokens in the batch, H hidden, Q = q_heads * head_dim, KV = kv_heads * head_dim, F the MLP.
+#include "model/forward/forward.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "core/errors.hpp"
+#include "model/forward/rope.hpp"
+
+namespace infllm::model {
+
+std::vector<KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
+                                  int block_tokens) {
+  const std::int64_t n = (end + block_tokens - 1) / block_tokens;
+  if (n > static_cast<std::int64_t>(block_slots.size())) {
+    throw InternalError("blocks_up_to: position " + std::to_string(end - 1) +
+                        " is beyond the block table");
+  }
+  std::vector<KvBlock> blocks(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t first = i * block_tokens;
+    blocks[i] =
+        KvBlock{block_slots[i], first,
+                static_cast<std::int32_t>(std::min<std::int64_t>(block_tokens, end - first))};
+  }
+  return blocks;
+}
+
+void Attention::attend(Backend& backend, const KvStore& store, int layer, int q_heads,
+                       std::span<const StepSequence> batch,
+                       std::span<const std::vector<KvBlock>> blocks, const float* q, float* out) {
+  const int head_dim = store.geometry.head_dim;
+  const std::size_t row = static_cast<std::size_t>(q_heads) * head_dim;
+  std::vector<MaQuery> queries(batch.size());
+  std::vector<MaOutput> outputs(batch.size());
+  std::size_t r = 0;
+  for (std::size_t s = 0; s < batch.size(); ++s) {
+    const auto& seq = batch[s];
+    const auto n = static_cast<std::int64_t>(seq.tokens.size());
+    queries[s] = MaQuery{q + r * row, static_cast<int>(n), seq.first_pos, blocks[s]};
+    outputs[s] = MaOutput{out + r * row, nullptr, nullptr};
+    r += static_cast<std::size_t>(n);
+  }
+  MaParams params;
+  params.layer = layer;
+  params.q_heads = q_heads;
+  params.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  params.result = MaResult::kNormalized;
+  backend.attention(store.view(), params, queries, outputs);
+}
+
+Forward::Forward(const ModelConfig& config, const Weights& weights, Backend& backend)
+    : config_(config),
+      weights_(weights),
+      backend_(backend),
+      inv_freq_(rope_inv_freq(
+          config, weights.rope_freqs.view != nullptr
+                      ? std::vector<float>(weights.rope_freqs.view,
+                                           weights.rope_freqs.view + weights.rope_freqs.numel())
+                      : weights.rope_freqs.data)) {
+  // load_model refuses such a model already; a config built in code is checked here too.
+  refuse_sliding_window(config, "config");
+}
+
+BlockGeometry Forward::geometry(int block_tokens, KvDtype dtype) const {
+  return BlockGeometry{block_tokens, static_cast<int>(config_.num_layers),
+                       static_cast<int>(config_.num_kv_heads), static_cast<int>(config_.head_dim),
+                       dtype};
+}
+
+std::vector<KvRowDest> Forward::kv_rows(std::span<const StepSequence> batch, const KvStore& store) {
+  const int bt = store.geometry.block_tokens;
+  std::vector<KvRowDest> rows;
+  for (const auto& seq : batch) {
+    for (std::size_t t = 0; t < seq.tokens.size(); ++t) {
+      const std::int64_t pos = seq.first_pos + static_cast<std::int64_t>(t);
+      const std::int64_t block = pos / bt;
+      if (block >= static_cast<std::int64_t>(seq.block_slots.size())) {
+        throw InternalError("Forward: position " + std::to_string(pos) +
+                            " has no block in the block table");
+      }
+      const SlotId slot = seq.block_slots[static_cast<std::size_t>(block)];
+      if (slot.value() < 0 || slot.value() >= store.slots) {
+        throw InternalError("Forward: slot " + std::to_string(slot.value()) + " outside the pool");
+      }
+      rows.push_back(KvRowDest{slot, static_cast<std::int32_t>(pos % bt)});
+    }
+  }
+  return rows;
+}
+
+void Forward::linear(const float* x, const Tensor& w, float* y, std::size_t m, std::size_t n,
+                     std::size_t k, bool accumulate) {
+  if (w.has_quant() &&
+      backend_.matmul_quant(x, w.quant_type, w.quant_ptr(), y, m, n, k, accumulate)) {
+    return;
+  }
+  backend_.matmul(x, w.ptr(), y, m, n, k, accumulate);
+}
+
+std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& store) {
+  Attention local;
+  return step(batch, store, local);
+}
+
+std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& store,
+                                 Attention& attention) {
+  std::optional<std::vector<float>> logits = try_step(batch, store, attention);
+  if (!logits) throw InternalError("Forward::step: the attention abandoned the step (try_step)");
+  return std::move(*logits);
+}
+
+std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence> batch,
+                                                    KvStore& store, Attention& attention) {
+  const auto& c = config_;
+  const std::size_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
+  const std::size_t V = c.vocab_size;
+  const int q_heads = static_cast<int>(c.num_heads), kv_heads = static_cast<int>(c.num_kv_heads);
+  const int hd = static_cast<int>(c.head_dim);
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  if (store.geometry.layers != c.num_layers || store.geometry.kv_heads != kv_heads ||
+      store.geometry.head_dim != hd) {
+    throw InternalError("Forward: the KV store's geometry does not match the model");
+  }
+
+  std::size_t T = 0;
+  for (const auto& s : batch) T += s.tokens.size();
+  std::vector<std::int64_t> positions(T);  // (T)
+  std::vector<float> x(T * H);             // (T, H) residual stream
+  {
+    std::size_t r = 0;
+    for (const auto& s : batch) {
+      for (std::size_t t = 0; t < s.tokens.size(); ++t, ++r) {
+        const std::int32_t id = s.tokens[t];
+        if (id < 0 || static_cast<std::size_t>(id) >= V) {
+          throw InternalError("Forward: token id " + std::to_string(id) +
+                              " outside the vocabulary");
+        }
+        positions[r] = s.first_pos + static_cast<std::int64_t>(t);
+        std::memcpy(&x[r * H], weights_.embed.ptr() + static_cast<std::size_t>(id) * H,
+                    H * sizeof(float));
+      }
+    }
+  }
+  const std::vector<KvRowDest> kv_dest = kv_rows(batch, store);  // (T)
+  // The blocks each request's attention reads: the same in every layer, so built once here.
+  std::vector<std::vector<KvBlock>> blocks(batch.size());
+  for (std::size_t s = 0; s < batch.size(); ++s) {
+    const auto end = batch[s].first_pos + static_cast<std::int64_t>(batch[s].tokens.size());
+    blocks[s] = blocks_up_to(batch[s].block_slots, end, store.geometry.block_tokens);
+  }
+  std::vector<float> h(T * H);                        // (T, H) normed input of a sublayer
+  std::vector<float> q(T * Q), k(T * KV), v(T * KV);  // projections
+  std::vector<float> att(T * Q);                      // (T, Q) attention output
+  std::vector<float> gate(T * F), up(T * F);          // (T, F) MLP
+  for (int layer = 0; layer < static_cast<int>(c.num_layers); ++layer) {
+    const LayerWeights& w = weights_.layers[static_cast<std::size_t>(layer)];
+    backend_.rms_norm(x.data(), w.attn_norm.ptr(), h.data(), T, H, eps);
+    linear(h.data(), w.q, q.data(), T, Q, H);
+    linear(h.data(), w.k, k.data(), T, KV, H);
+    linear(h.data(), w.v, v.data(), T, KV, H);
+    if (!w.q_bias.empty()) {
+      backend_.add_bias(q.data(), w.q_bias.ptr(), T, Q);
+      backend_.add_bias(k.data(), w.k_bias.ptr(), T, KV);
+      backend_.add_bias(v.data(), w.v_bias.ptr(), T, KV);
+    }
+    if (!w.q_norm.empty()) {  // Qwen3: RMSNorm over each head, before RoPE
+      backend_.rms_norm(q.data(), w.q_norm.ptr(), q.data(), T * q_heads, hd, eps);
+      backend_.rms_norm(k.data(), w.k_norm.ptr(), k.data(), T * kv_heads, hd, eps);
+    }
+    const auto rope_scale = static_cast<float>(config_.rope_scaling.attention_factor);
+    backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data(), rope_scale);
+    backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data(), rope_scale);
+    backend_.store_kv(store, layer, kv_dest, k.data(), v.data());
+    if (!attention.keep_going(layer)) return std::nullopt;
+    attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());
+    linear(att.data(), w.o, x.data(), T, H, Q, /*accumulate=*/true);
+
+    backend_.rms_norm(x.data(), w.ffn_norm.ptr(), h.data(), T, H, eps);
+    linear(h.data(), w.gate, gate.data(), T, F, H);
+    linear(h.data(), w.up, up.data(), T, F, H);
+    backend_.silu_mul(gate.data(), up.data(), T * F);
+    linear(gate.data(), w.down, x.data(), T, H, F, /*accumulate=*/true);
+  }
+
+  // Only the rows that need logits go through the final norm and the LM head.
+  std::vector<float> last;  // (R, H)
+  std::size_t r = 0;
+  for (const auto& s : batch) {
+    r += s.tokens.size();
+    if (s.want_logits && !s.tokens.empty()) {
+      last.insert(last.end(), x.begin() + static_cast<std::ptrdiff_t>((r - 1) * H),
+                  x.begin() + static_cast<std::ptrdiff_t>(r * H));
+    }
+  }
+  const std::size_t R = last.size() / H;
+  std::vector<float> normed(R * H), logits(R * V);  // (R, H), (R, vocab)
+  backend_.rms_norm(last.data(), weights_.final_norm.ptr(), normed.data(), R, H, eps);
+  linear(normed.data(), weights_.output(), logits.data(), R, V, H);
+  return logits;
+}
+
+}  // namespace infllm::model
