@@ -1,13 +1,16 @@
 // backend.hpp: the operations the transformer forward pass needs, as one interface.
 //
-// The forward pass (src/model/forward/forward.cpp) is written once against Backend; the CPU backend
-// (cpu/cpu_backend.hpp) implements it with OpenBLAS and threaded loops, and a CUDA backend
-// implements the same calls with cuBLAS and kernels/. Buffers are row-major f32; a "row" is one
-// token. Weights follow Hugging Face's linear layout W (out_features, in_features).
+// The forward pass (src/model/forward/forward.cpp) is written once against Backend; the CPU
+// backend (cpu/cpu_backend.hpp) implements it with OpenBLAS and threaded loops, and a CUDA
+// backend implements the same calls with cuBLAS and kernels/. The backend owns the memory it
+// computes on (allocate): weights, activations and KV pools live there, and every pointer a
+// compute call takes points into it, except small index arrays (positions, row indices, KV
+// destinations), which are host memory. Buffers are row-major f32; a "row" is one token.
+// Weights follow Hugging Face's linear layout W (out_features, in_features).
 //
 // Device-neutral: the KV pool, block and attention types are backend/attention_types.hpp's, and
-// the backend makes the memory its KV pool lives in (allocate_kv, or prepare_kv for memory an
-// RMA window owns). Nothing outside backend/ includes cpu/ or cuda/.
+// the backend makes the memory its KV pool lives in (allocate, or prepare_kv for memory an RMA
+// window owns). Nothing outside backend/ includes cpu/ or cuda/.
 #pragma once
 
 #include <cstddef>
@@ -19,13 +22,18 @@
 
 namespace infllm {
 
-// Memory for one KV pool, made by a backend and freed with it.
-class KvMemory {
+// Memory a backend computes on (host memory for the CPU backend, device memory for a device
+// backend), made by the backend and freed with it.
+class BackendMemory {
  public:
-  virtual ~KvMemory() = default;
+  virtual ~BackendMemory() = default;
   virtual std::byte* data() = 0;
   virtual std::size_t bytes() const = 0;
 };
+
+// What a piece of backend memory holds: a KV pool is read in any order by decode attention
+// (the CPU backend puts it on 2 MiB pages); the rest is streamed.
+enum class MemoryUse : std::uint8_t { kKvPool, kWorkspace, kWeights };
 
 // Where one row (token) of new K and V goes: its block's slot and its index within the block.
 struct KvRowDest {
@@ -38,15 +46,23 @@ class Backend {
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
 
-  // True when the memory this backend computes on (the KV pool, the attention's inputs and
-  // outputs) is host memory that MPI and the CPU may read and write directly. A device backend
-  // says false, and its callers stage through host copies where MPI cannot take its pointers.
+  // True when the memory this backend computes on (its BackendMemory) is host memory that MPI
+  // and the CPU may read and write directly. A device backend says false, and its callers stage
+  // through host copies (upload / download) where bytes must be in host memory: a message to
+  // another rank, an RMA window without device support, the logits for the sampler.
   virtual bool host_memory() const = 0;
-  // A KV pool of `bytes`, uninitialized, laid out as the backend reads it fastest.
-  virtual std::unique_ptr<KvMemory> allocate_kv(std::size_t bytes) = 0;
+  // `bytes` of this backend's memory, uninitialized, laid out as `use` is read fastest.
+  virtual std::unique_ptr<BackendMemory> allocate(std::size_t bytes, MemoryUse use) = 0;
   // Memory another owner allocated (an RMA window) is about to hold a KV pool: advice before
   // its first touch (the CPU backend asks for 2 MiB pages). Nothing by default.
   virtual void prepare_kv(std::byte* base, std::size_t bytes) { (void)base, (void)bytes; }
+  // Host memory -> this backend's memory, and back; complete when they return.
+  virtual void upload(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void download(void* dst, const void* src, std::size_t bytes) = 0;
+  // y (rows.size(), n) = the rows `rows` of table (any count, n): the embedding lookup. `rows`
+  // are host memory; table and y the backend's.
+  virtual void gather_rows(const float* table, std::span<const std::int32_t> rows, std::size_t n,
+                           float* y) = 0;
   // Stores rows of K and V, each (rows.size(), kv_heads * head_dim) f32, into their blocks of
   // `pool` for `layer`, converted to the pool's dtype. The caller checked every destination.
   virtual void store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows,

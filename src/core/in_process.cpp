@@ -226,7 +226,8 @@ class InProcessCluster::Exchange final : public AttentionExchange {
 };
 
 InProcessCluster::InProcessCluster(std::int32_t instances, std::size_t slot_bytes,
-                                   std::int32_t slots, std::int32_t per_node)
+                                   std::int32_t slots, std::int32_t per_node,
+                                   const PoolMemory& memory)
     : slot_bytes_(slot_bytes), slots_(slots), per_node_(std::max<std::int32_t>(1, per_node)) {
   if (instances <= 0 || slots <= 0 || slot_bytes == 0) {
     throw InternalError("in-process cluster: instances, slots and slot bytes must be positive");
@@ -237,7 +238,14 @@ InProcessCluster::InProcessCluster(std::int32_t instances, std::size_t slot_byte
   decisions_.resize(n);
   headers_.resize(n);
   for (std::int32_t r = 0; r < instances; ++r) {
-    pools_.emplace_back(slot_bytes * static_cast<std::size_t>(slots));
+    const std::size_t bytes = slot_bytes * static_cast<std::size_t>(slots);
+    if (memory) {
+      pools_.push_back(memory(r, bytes));
+      if (pools_.back().size() < bytes) throw InternalError("in-process cluster: a pool too small");
+    } else {
+      own_.emplace_back(bytes);
+      pools_.push_back(own_.back());
+    }
     controls_.push_back(std::make_unique<Control>(*this, r));
     blocks_.push_back(std::make_unique<Blocks>(*this, r));
     exchanges_.push_back(std::make_unique<Exchange>(*this, r));

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <tuple>
 #include <vector>
 
@@ -29,10 +30,14 @@ namespace infllm {
 
 class InProcessCluster {
  public:
-  // `instances` pools of `slots` slots of `slot_bytes` each; instances r and s share a node
-  // when r / per_node == s / per_node.
+  // Where instance `rank`'s pool of `bytes` lives: memory the caller keeps until the cluster is
+  // gone (a backend's). Blocks move between pools by memcpy, so it must be host-accessible.
+  using PoolMemory = std::function<std::span<std::byte>(std::int32_t rank, std::size_t bytes)>;
+
+  // `instances` pools of `slots` slots of `slot_bytes` each (the cluster's own memory unless
+  // `memory` gives it); instances r and s share a node when r / per_node == s / per_node.
   InProcessCluster(std::int32_t instances, std::size_t slot_bytes, std::int32_t slots,
-                   std::int32_t per_node = 1);
+                   std::int32_t per_node = 1, const PoolMemory& memory = {});
   ~InProcessCluster();
   InProcessCluster(const InProcessCluster&) = delete;
   InProcessCluster& operator=(const InProcessCluster&) = delete;
@@ -66,7 +71,8 @@ class InProcessCluster {
   const std::size_t slot_bytes_;
   const std::int32_t slots_;
   const std::int32_t per_node_;
-  std::vector<std::vector<std::byte>> pools_;
+  std::vector<std::vector<std::byte>> own_;  // without PoolMemory
+  std::vector<std::span<std::byte>> pools_;
   std::vector<std::unique_ptr<Control>> controls_;
   std::vector<std::unique_ptr<Blocks>> blocks_;
   std::vector<std::unique_ptr<Exchange>> exchanges_;

@@ -63,7 +63,8 @@ TEST_P(CpuBackendStoreKv, EachRowLandsWhereTheBlockLayoutSays) {
   const std::int32_t slots = 5;
   cpu::CpuBackend backend;
   ASSERT_TRUE(backend.host_memory());
-  const std::unique_ptr<KvMemory> mem = backend.allocate_kv(g.block_bytes() * slots);
+  const std::unique_ptr<BackendMemory> mem =
+      backend.allocate(g.block_bytes() * slots, MemoryUse::kKvPool);
   ASSERT_GE(mem->bytes(), g.block_bytes() * slots);
   std::memset(mem->data(), static_cast<int>(kPoison), mem->bytes());
   const KvStore store{mem->data(), g.block_bytes(), slots, g};
@@ -123,7 +124,8 @@ TEST(CpuBackend, TwoPartitionsMergedThroughTheInterfaceEqualTheFp64Reference) {
   const std::int32_t slots = 6;
   cpu::CpuBackend cpu_backend;
   Backend& backend = cpu_backend;
-  const std::unique_ptr<KvMemory> mem = backend.allocate_kv(g.block_bytes() * slots);
+  const std::unique_ptr<BackendMemory> mem =
+      backend.allocate(g.block_bytes() * slots, MemoryUse::kKvPool);
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   auto* f = reinterpret_cast<float*>(mem->data());

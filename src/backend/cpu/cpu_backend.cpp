@@ -132,9 +132,9 @@ void CpuBackend::normalize_partials(const PartialsView& states, std::int64_t row
 
 namespace {
 
-class CpuKvMemory final : public KvMemory {
+class CpuMemory final : public BackendMemory {
  public:
-  explicit CpuKvMemory(std::size_t bytes) : memory_(bytes) {}
+  CpuMemory(std::size_t bytes, PoolMemory::Pages pages) : memory_(bytes, pages) {}
   std::byte* data() override { return memory_.data(); }
   std::size_t bytes() const override { return memory_.size(); }
 
@@ -165,8 +165,24 @@ void store_as(KvDtype dtype, const float* src, std::byte* dst, int n) {
 
 }  // namespace
 
-std::unique_ptr<KvMemory> CpuBackend::allocate_kv(std::size_t bytes) {
-  return std::make_unique<CpuKvMemory>(bytes);
+std::unique_ptr<BackendMemory> CpuBackend::allocate(std::size_t bytes, MemoryUse use) {
+  return std::make_unique<CpuMemory>(
+      bytes, use == MemoryUse::kKvPool ? PoolMemory::Pages::kHuge : PoolMemory::Pages::kDefault);
+}
+
+void CpuBackend::upload(void* dst, const void* src, std::size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::download(void* dst, const void* src, std::size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::gather_rows(const float* table, std::span<const std::int32_t> rows, std::size_t n,
+                             float* y) {
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    std::memcpy(y + r * n, table + static_cast<std::size_t>(rows[r]) * n, n * sizeof(float));
+  }
 }
 
 void CpuBackend::prepare_kv(std::byte* base, std::size_t bytes) { advise_huge_pages(base, bytes); }

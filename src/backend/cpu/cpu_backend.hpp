@@ -10,9 +10,14 @@ class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
   bool host_memory() const override { return true; }
-  // cpu::PoolMemory: 2 MiB aligned, advised onto transparent huge pages before the first touch.
-  std::unique_ptr<KvMemory> allocate_kv(std::size_t bytes) override;
+  // cpu::PoolMemory: a KV pool 2 MiB aligned, advised onto transparent huge pages before the
+  // first touch; the rest on plain pages.
+  std::unique_ptr<BackendMemory> allocate(std::size_t bytes, MemoryUse use) override;
   void prepare_kv(std::byte* base, std::size_t bytes) override;
+  void upload(void* dst, const void* src, std::size_t bytes) override;
+  void download(void* dst, const void* src, std::size_t bytes) override;
+  void gather_rows(const float* table, std::span<const std::int32_t> rows, std::size_t n,
+                   float* y) override;
   void store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows, const float* k,
                 const float* v) override;
   void matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n, std::size_t k,

@@ -84,11 +84,15 @@ RunSummary run_in_process(const ModelConfig& config, const Weights& weights, Bac
       options.instance.max_batch_tokens <= 0 || options.instance.max_num_seqs <= 0) {
     throw InternalError("engine: pool, block, batch and sequence sizes must be positive");
   }
-  const Forward probe(config, weights, backend);
   const BlockGeometry geometry =
-      probe.geometry(options.instance.block_tokens, options.instance.kv_dtype);
-  InProcessCluster cluster(instances, geometry.block_bytes(), options.instance.pool_slots,
-                           per_node);
+      kv_geometry(config, options.instance.block_tokens, options.instance.kv_dtype);
+  // Every instance's pool in the backend's memory.
+  std::vector<std::unique_ptr<BackendMemory>> pools;
+  InProcessCluster cluster(instances, geometry.block_bytes(), options.instance.pool_slots, per_node,
+                           [&](std::int32_t, std::size_t bytes) {
+                             pools.push_back(backend.allocate(bytes, MemoryUse::kKvPool));
+                             return std::span<std::byte>(pools.back()->data(), bytes);
+                           });
   // Results stay in this process: the bytes that cross the boundary name the request, and the
   // result waits here.
   std::mutex results_mu;

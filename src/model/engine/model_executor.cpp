@@ -84,7 +84,18 @@ std::vector<RequestId> ModelExecutor::step(std::span<const StepItem> items,
     first_pos.push_back(item.growth.first_pos);
   }
   const std::size_t block_bytes = store_.geometry.block_bytes();
-  const KvPool pulled_pool{pulled.data(), block_bytes,
+  // The pulled blocks arrive in host memory; a device backend reads its own copy.
+  const std::byte* pulled_at = pulled.data();
+  Backend& backend = forward_.backend();
+  if (!pulled.empty() && !backend.host_memory()) {
+    if (!pulled_stage_ || pulled_stage_->bytes() < pulled.size()) {
+      pulled_stage_.reset();
+      pulled_stage_ = backend.allocate(pulled.size(), MemoryUse::kWorkspace);
+    }
+    backend.upload(pulled_stage_->data(), pulled.data(), pulled.size());
+    pulled_at = pulled_stage_->data();
+  }
+  const KvPool pulled_pool{pulled_at, block_bytes,
                            static_cast<std::int32_t>(pulled.size() / block_bytes), store_.geometry};
   attention_.reset_traffic();
   attention_.plan(std::move(plans), std::move(tokens), std::move(first_pos),

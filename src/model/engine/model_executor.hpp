@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "core/step_ports.hpp"
@@ -64,6 +65,7 @@ class ModelExecutor final : public StepExecutor {
   Encode encode_;
   const std::int64_t max_pos_;
   std::map<RequestId, Seq> seqs_;
+  std::unique_ptr<BackendMemory> pulled_stage_;  // a device backend's copy of the pulled blocks
   const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 

@@ -37,11 +37,15 @@ DistAttention::DistAttention(AttentionExchange& exchange, Backend& backend, cons
       backend_(backend),
       pool_(pool),
       q_heads_(q_heads),
-      head_dim_(pool.geometry.head_dim) {
-  if (!backend.host_memory()) {
-    throw InternalError(std::string("DistAttention: the ") + backend.name() +
-                        " backend's memory is not host memory, and staging it is not built");
+      head_dim_(pool.geometry.head_dim) {}
+
+float* DistAttention::Scratch::get(Backend& backend, std::size_t floats) {
+  const std::size_t bytes = std::max<std::size_t>(1, floats) * sizeof(float);
+  if (!memory || memory->bytes() < bytes) {
+    memory.reset();
+    memory = backend.allocate(bytes + bytes / 4, MemoryUse::kWorkspace);
   }
+  return reinterpret_cast<float*>(memory->data());
 }
 
 void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> tokens,
@@ -54,13 +58,14 @@ void DistAttention::plan(std::vector<SeqPlan> seqs, std::vector<std::int64_t> to
   for (std::size_t s = 0; s < seqs_.size(); ++s) row0_[s + 1] = row0_[s] + tokens_[s];
   const auto rows = static_cast<std::size_t>(row0_.back() * q_heads_);
   const auto hd = static_cast<std::size_t>(head_dim_);
-  acc_o_.resize(rows * hd);
-  acc_m_.resize(rows);
-  acc_l_.resize(rows);
-  const bool any_pulled = pulled_ != nullptr;
-  pull_o_.resize(any_pulled ? rows * hd : 0);
-  pull_m_.resize(any_pulled ? rows : 0);
-  pull_l_.resize(any_pulled ? rows : 0);
+  acc_o_ = acc_.get(backend_, rows * (hd + 2));
+  acc_m_ = acc_o_ + rows * hd;
+  acc_l_ = acc_m_ + rows;
+  if (pulled_ != nullptr) {
+    pull_o_ = pull_.get(backend_, rows * (hd + 2));
+    pull_m_ = pull_o_ + rows * hd;
+    pull_l_ = pull_m_ + rows;
+  }
   out_.clear();
   in_.clear();
   remote_ = false;
@@ -140,20 +145,31 @@ void DistAttention::serve_layer(int layer_index) { layer(layer_index, nullptr, n
 void DistAttention::serve_one(Peer& d, int layer_index) {
   const std::int64_t rows = d.rows;
   const int hd = head_dim_;
-  d.send.assign(static_cast<std::size_t>(rows * (hd + 2)), 0.0f);
+  const auto out_floats = static_cast<std::size_t>(rows * (hd + 2));
+  d.send.assign(out_floats, 0.0f);
+  // A host-memory backend reads the queries and writes the states where they travel; a device
+  // backend gets the queries uploaded and its states downloaded.
+  const bool host = backend_.host_memory();
+  float* staged = host ? nullptr : d.stage.get(backend_, d.recv.size() + out_floats);
+  const float* qin = d.recv.data();
   float* o = d.send.data();
+  if (!host) {
+    backend_.upload(staged, d.recv.data(), d.recv.size() * sizeof(float));
+    qin = staged;
+    o = staged + d.recv.size();
+  }
   float* m = o + rows * hd;
   float* l = m + rows;
   std::vector<MaQuery> queries;
   std::vector<MaOutput> outputs;
   std::int64_t r = 0;  // query-head rows so far
   for (const InSeq& s : d.in) {
-    queries.push_back(
-        MaQuery{d.recv.data() + r * hd, static_cast<int>(s.tokens), s.first_pos, s.blocks});
+    queries.push_back(MaQuery{qin + r * hd, static_cast<int>(s.tokens), s.first_pos, s.blocks});
     outputs.push_back(MaOutput{o + r * hd, m + r, l + r});
     r += s.tokens * q_heads_;
   }
   backend_.attention(pool_, partial_params(layer_index, q_heads_, hd), queries, outputs);
+  if (!host) backend_.download(d.send.data(), o, out_floats * sizeof(float));
   exchange_.post_send(d.rank, partial_tag(layer_index), d.send);
   traffic_.partial_bytes += static_cast<std::int64_t>(d.send.size() * sizeof(float));
 }
@@ -170,10 +186,13 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
     Peer& c = out_[i];
     c.recv.resize(static_cast<std::size_t>(c.rows * (hd + 2)));
     recv_p[i] = exchange_.post_recv(c.rank, partial_tag(layer_index), c.recv);
-    c.send.clear();
+    c.send.resize(static_cast<std::size_t>(c.rows * hd));
+    std::size_t at = 0;
     for (const auto& [s, k] : c.seqs) {
-      const float* src = q + static_cast<std::size_t>(row0_[s]) * row;
-      c.send.insert(c.send.end(), src, src + static_cast<std::size_t>(tokens_[s]) * row);
+      const std::size_t n = static_cast<std::size_t>(tokens_[s]) * row;
+      backend_.download(c.send.data() + at, q + static_cast<std::size_t>(row0_[s]) * row,
+                        n * sizeof(float));
+      at += n;
     }
     exchange_.post_send(c.rank, query_tag(layer_index), c.send);
     traffic_.query_bytes += static_cast<std::int64_t>(c.send.size() * sizeof(float));
@@ -183,7 +202,7 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
   const std::int64_t rows = row0_.back() * q_heads_;
   const auto acc_of = [&](std::size_t s) {
     const std::int64_t r = row0_[s] * q_heads_;
-    return MaOutput{acc_o_.data() + r * hd, acc_m_.data() + r, acc_l_.data() + r};
+    return MaOutput{acc_o_ + r * hd, acc_m_ + r, acc_l_ + r};
   };
   if (!seqs_.empty()) {
     const MaParams params = partial_params(layer_index, q_heads_, hd);
@@ -213,8 +232,13 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
     exchange_.wait_all(recv_p);
     traffic_.wait_s += now_s() - t0;
   }
-  for (const Peer& c : out_) {
+  for (Peer& c : out_) {
     const float* o = c.recv.data();
+    if (!backend_.host_memory()) {
+      float* staged = c.stage.get(backend_, c.recv.size());
+      backend_.upload(staged, c.recv.data(), c.recv.size() * sizeof(float));
+      o = staged;
+    }
     const float* m = o + c.rows * hd;
     const float* l = m + c.rows;
     std::int64_t r = 0;
@@ -226,8 +250,7 @@ void DistAttention::layer(int layer_index, const float* q, float* out) {
     }
   }
   if (out != nullptr && rows > 0) {
-    backend_.normalize_partials(PartialsView{acc_o_.data(), acc_m_.data(), acc_l_.data()}, rows, hd,
-                                out);
+    backend_.normalize_partials(PartialsView{acc_o_, acc_m_, acc_l_}, rows, hd, out);
   }
   const double t0 = now_s();
   exchange_.wait_sends();
@@ -249,7 +272,7 @@ void DistAttention::merge_pulled(const MaParams& params, std::span<const MaQuery
   std::vector<MaOutput> pout;
   for (std::size_t s : which) {
     const std::int64_t r = row0_[s] * q_heads_;
-    pout.push_back(MaOutput{pull_o_.data() + r * hd, pull_m_.data() + r, pull_l_.data() + r});
+    pout.push_back(MaOutput{pull_o_ + r * hd, pull_m_ + r, pull_l_ + r});
   }
   backend_.attention(*pulled_, params, pq, pout);
   for (std::size_t i = 0; i < which.size(); ++i) {

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -41,9 +42,9 @@ struct AttentionTraffic {
 class DistAttention final : public Attention {
  public:
   // `exchange`: this traffic's port. `backend`: computes every MA, merge and normalization.
-  // `pool`: this rank's pool, which creditors read for the queries they serve. Throws
-  // InternalError for a backend whose memory is not host memory: queries and partial states
-  // travel from the buffers the backend writes.
+  // `pool`: this rank's pool, which creditors read for the queries they serve. Queries and
+  // partial states travel in host memory: with a backend whose memory is not (a device), they
+  // are staged through its upload / download.
   DistAttention(AttentionExchange& exchange, Backend& backend, const KvPool& pool, int q_heads);
 
   // Every rank every step. `seqs[s]` is batch item s's plan; `tokens[s]` and `first_pos[s]`
@@ -66,6 +67,11 @@ class DistAttention final : public Attention {
   void reset_traffic() { traffic_ = {}; }
 
  private:
+  // Backend memory of at least the floats asked, kept and grown between steps.
+  struct Scratch {
+    std::unique_ptr<BackendMemory> memory;
+    float* get(Backend& backend, std::size_t floats);
+  };
   struct InSeq {
     std::int64_t tokens = 0;
     std::int64_t first_pos = 0;
@@ -76,7 +82,8 @@ class DistAttention final : public Attention {
     std::int64_t rows = 0;                  // query rows (tokens * q_heads)
     std::vector<std::pair<int, int>> seqs;  // outgoing: (seq, part index)
     std::vector<InSeq> in;                  // incoming: the debtor's requests
-    std::vector<float> send, recv;          // this layer's buffers
+    std::vector<float> send, recv;          // this layer's buffers, host memory
+    Scratch stage;  // a device backend's copy of what came in, and what goes out
   };
   void layer(int layer, const float* q, float* out);
   // The pulled blocks' partial states, merged into each item's accumulator.
@@ -96,9 +103,11 @@ class DistAttention final : public Attention {
   std::vector<Peer> in_;   // debtors that query this rank
   bool remote_ = false;
   AttentionTraffic traffic_;
-  // Per-layer buffers, sized once per step by plan(): this rank's partial states (o, m, l) and
-  // those of its pulled blocks.
-  std::vector<float> acc_o_, acc_m_, acc_l_, pull_o_, pull_m_, pull_l_;
+  // Per-layer buffers in the backend's memory, sized once per step by plan(): this rank's
+  // partial states (o, m, l) and those of its pulled blocks.
+  Scratch acc_, pull_;
+  float *acc_o_ = nullptr, *acc_m_ = nullptr, *acc_l_ = nullptr;
+  float *pull_o_ = nullptr, *pull_m_ = nullptr, *pull_l_ = nullptr;
 };
 
 }  // namespace infllm::model

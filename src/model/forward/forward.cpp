@@ -63,12 +63,59 @@ Forward::Forward(const ModelConfig& config, const Weights& weights, Backend& bac
                       : weights.rope_freqs.data)) {
   // load_model refuses such a model already; a config built in code is checked here too.
   refuse_sliding_window(config, "config");
+  make_resident(weights.embed);
+  make_resident(weights.final_norm);
+  make_resident(weights.output());
+  for (const LayerWeights& w : weights.layers) {
+    for (const Tensor* t : {&w.attn_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias, &w.k_bias, &w.v_bias,
+                            &w.q_norm, &w.k_norm, &w.ffn_norm, &w.gate, &w.up, &w.down}) {
+      if (!t->empty()) make_resident(*t);
+    }
+  }
+  if (backend_.host_memory()) {
+    inv_freq_resident_ = inv_freq_.data();
+  } else {
+    const std::size_t bytes = inv_freq_.size() * sizeof(float);
+    owned_.push_back(backend_.allocate(bytes, MemoryUse::kWeights));
+    backend_.upload(owned_.back()->data(), inv_freq_.data(), bytes);
+    inv_freq_resident_ = reinterpret_cast<const float*>(owned_.back()->data());
+  }
+}
+
+void Forward::make_resident(const Tensor& t) {
+  if (resident_.count(&t) != 0) return;  // the LM head may be the embedding
+  Resident r{t.ptr(), t.has_quant() ? t.quant_ptr() : nullptr};
+  if (!backend_.host_memory()) {
+    const std::size_t bytes = static_cast<std::size_t>(t.numel()) * sizeof(float);
+    owned_.push_back(backend_.allocate(bytes, MemoryUse::kWeights));
+    backend_.upload(owned_.back()->data(), t.ptr(), bytes);
+    r.values = reinterpret_cast<const float*>(owned_.back()->data());
+    if (t.has_quant()) {
+      owned_.push_back(backend_.allocate(t.quant_bytes, MemoryUse::kWeights));
+      backend_.upload(owned_.back()->data(), t.quant_ptr(), t.quant_bytes);
+      r.quant = owned_.back()->data();
+    }
+  }
+  resident_.emplace(&t, r);
+}
+
+float* Forward::workspace(std::size_t floats) {
+  const std::size_t bytes = floats * sizeof(float);
+  if (!work_ || work_->bytes() < bytes) {
+    work_.reset();
+    work_ = backend_.allocate(bytes + bytes / 4, MemoryUse::kWorkspace);
+  }
+  return reinterpret_cast<float*>(work_->data());
+}
+
+BlockGeometry kv_geometry(const ModelConfig& config, int block_tokens, KvDtype dtype) {
+  return BlockGeometry{block_tokens, static_cast<int>(config.num_layers),
+                       static_cast<int>(config.num_kv_heads), static_cast<int>(config.head_dim),
+                       dtype};
 }
 
 BlockGeometry Forward::geometry(int block_tokens, KvDtype dtype) const {
-  return BlockGeometry{block_tokens, static_cast<int>(config_.num_layers),
-                       static_cast<int>(config_.num_kv_heads), static_cast<int>(config_.head_dim),
-                       dtype};
+  return kv_geometry(config_, block_tokens, dtype);
 }
 
 std::vector<KvRowDest> Forward::kv_rows(std::span<const StepSequence> batch, const KvStore& store) {
@@ -94,11 +141,12 @@ std::vector<KvRowDest> Forward::kv_rows(std::span<const StepSequence> batch, con
 
 void Forward::linear(const float* x, const Tensor& w, float* y, std::size_t m, std::size_t n,
                      std::size_t k, bool accumulate) {
-  if (w.has_quant() &&
-      backend_.matmul_quant(x, w.quant_type, w.quant_ptr(), y, m, n, k, accumulate)) {
+  const Resident& r = resident_.at(&w);
+  if (r.quant != nullptr &&
+      backend_.matmul_quant(x, w.quant_type, r.quant, y, m, n, k, accumulate)) {
     return;
   }
-  backend_.matmul(x, w.ptr(), y, m, n, k, accumulate);
+  backend_.matmul(x, r.values, y, m, n, k, accumulate);
 }
 
 std::vector<float> Forward::step(std::span<const StepSequence> batch, KvStore& store) {
@@ -126,10 +174,13 @@ std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence
     throw InternalError("Forward: the KV store's geometry does not match the model");
   }
 
-  std::size_t T = 0;
-  for (const auto& s : batch) T += s.tokens.size();
-  std::vector<std::int64_t> positions(T);  // (T)
-  std::vector<float> x(T * H);             // (T, H) residual stream
+  std::size_t T = 0, R = 0;
+  for (const auto& s : batch) {
+    T += s.tokens.size();
+    if (s.want_logits && !s.tokens.empty()) ++R;
+  }
+  std::vector<std::int64_t> positions(T);  // (T) host
+  std::vector<std::int32_t> ids(T);        // (T) host
   {
     std::size_t r = 0;
     for (const auto& s : batch) {
@@ -140,8 +191,7 @@ std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence
                               " outside the vocabulary");
         }
         positions[r] = s.first_pos + static_cast<std::int64_t>(t);
-        std::memcpy(&x[r * H], weights_.embed.ptr() + static_cast<std::size_t>(id) * H,
-                    H * sizeof(float));
+        ids[r] = id;
       }
     }
   }
@@ -152,54 +202,62 @@ std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence
     const auto end = batch[s].first_pos + static_cast<std::int64_t>(batch[s].tokens.size());
     blocks[s] = blocks_up_to(batch[s].block_slots, end, store.geometry.block_tokens);
   }
-  std::vector<float> h(T * H);                        // (T, H) normed input of a sublayer
-  std::vector<float> q(T * Q), k(T * KV), v(T * KV);  // projections
-  std::vector<float> att(T * Q);                      // (T, Q) attention output
-  std::vector<float> gate(T * F), up(T * F);          // (T, F) MLP
+  // The step's activations, in the backend's memory.
+  float* x = workspace(T * (2 * H + 2 * Q + 2 * KV + 2 * F) + R * (2 * H + V));
+  float* h = x + T * H;                // (T, H) residual stream x; h the normed input of a sublayer
+  float* q = h + T * H;                // (T, Q) projections
+  float* k = q + T * Q;                // (T, KV)
+  float* v = k + T * KV;               // (T, KV)
+  float* att = v + T * KV;             // (T, Q) attention output
+  float* gate = att + T * Q;           // (T, F) MLP
+  float* up = gate + T * F;            // (T, F)
+  float* last = up + T * F;            // (R, H) the rows that want logits
+  float* normed = last + R * H;        // (R, H)
+  float* logits_dev = normed + R * H;  // (R, vocab)
+  backend_.gather_rows(values(weights_.embed), ids, H, x);
   for (int layer = 0; layer < static_cast<int>(c.num_layers); ++layer) {
     const LayerWeights& w = weights_.layers[static_cast<std::size_t>(layer)];
-    backend_.rms_norm(x.data(), w.attn_norm.ptr(), h.data(), T, H, eps);
-    linear(h.data(), w.q, q.data(), T, Q, H);
-    linear(h.data(), w.k, k.data(), T, KV, H);
-    linear(h.data(), w.v, v.data(), T, KV, H);
+    backend_.rms_norm(x, values(w.attn_norm), h, T, H, eps);
+    linear(h, w.q, q, T, Q, H);
+    linear(h, w.k, k, T, KV, H);
+    linear(h, w.v, v, T, KV, H);
     if (!w.q_bias.empty()) {
-      backend_.add_bias(q.data(), w.q_bias.ptr(), T, Q);
-      backend_.add_bias(k.data(), w.k_bias.ptr(), T, KV);
-      backend_.add_bias(v.data(), w.v_bias.ptr(), T, KV);
+      backend_.add_bias(q, values(w.q_bias), T, Q);
+      backend_.add_bias(k, values(w.k_bias), T, KV);
+      backend_.add_bias(v, values(w.v_bias), T, KV);
     }
     if (!w.q_norm.empty()) {  // Qwen3: RMSNorm over each head, before RoPE
-      backend_.rms_norm(q.data(), w.q_norm.ptr(), q.data(), T * q_heads, hd, eps);
-      backend_.rms_norm(k.data(), w.k_norm.ptr(), k.data(), T * kv_heads, hd, eps);
+      backend_.rms_norm(q, values(w.q_norm), q, T * q_heads, hd, eps);
+      backend_.rms_norm(k, values(w.k_norm), k, T * kv_heads, hd, eps);
     }
     const auto rope_scale = static_cast<float>(config_.rope_scaling.attention_factor);
-    backend_.rope(q.data(), positions.data(), T, q_heads, hd, inv_freq_.data(), rope_scale);
-    backend_.rope(k.data(), positions.data(), T, kv_heads, hd, inv_freq_.data(), rope_scale);
-    backend_.store_kv(store, layer, kv_dest, k.data(), v.data());
+    backend_.rope(q, positions.data(), T, q_heads, hd, inv_freq_resident_, rope_scale);
+    backend_.rope(k, positions.data(), T, kv_heads, hd, inv_freq_resident_, rope_scale);
+    backend_.store_kv(store, layer, kv_dest, k, v);
     if (!attention.keep_going(layer)) return std::nullopt;
-    attention.attend(backend_, store, layer, q_heads, batch, blocks, q.data(), att.data());
-    linear(att.data(), w.o, x.data(), T, H, Q, /*accumulate=*/true);
+    attention.attend(backend_, store, layer, q_heads, batch, blocks, q, att);
+    linear(att, w.o, x, T, H, Q, /*accumulate=*/true);
 
-    backend_.rms_norm(x.data(), w.ffn_norm.ptr(), h.data(), T, H, eps);
-    linear(h.data(), w.gate, gate.data(), T, F, H);
-    linear(h.data(), w.up, up.data(), T, F, H);
-    backend_.silu_mul(gate.data(), up.data(), T * F);
-    linear(gate.data(), w.down, x.data(), T, H, F, /*accumulate=*/true);
+    backend_.rms_norm(x, values(w.ffn_norm), h, T, H, eps);
+    linear(h, w.gate, gate, T, F, H);
+    linear(h, w.up, up, T, F, H);
+    backend_.silu_mul(gate, up, T * F);
+    linear(gate, w.down, x, T, H, F, /*accumulate=*/true);
   }
 
-  // Only the rows that need logits go through the final norm and the LM head.
-  std::vector<float> last;  // (R, H)
+  // Only the rows that need logits go through the final norm and the LM head; the logits go to
+  // the host for the sampler.
+  std::vector<std::int32_t> rows;
   std::size_t r = 0;
   for (const auto& s : batch) {
     r += s.tokens.size();
-    if (s.want_logits && !s.tokens.empty()) {
-      last.insert(last.end(), x.begin() + static_cast<std::ptrdiff_t>((r - 1) * H),
-                  x.begin() + static_cast<std::ptrdiff_t>(r * H));
-    }
+    if (s.want_logits && !s.tokens.empty()) rows.push_back(static_cast<std::int32_t>(r - 1));
   }
-  const std::size_t R = last.size() / H;
-  std::vector<float> normed(R * H), logits(R * V);  // (R, H), (R, vocab)
-  backend_.rms_norm(last.data(), weights_.final_norm.ptr(), normed.data(), R, H, eps);
-  linear(normed.data(), weights_.output(), logits.data(), R, V, H);
+  backend_.gather_rows(x, rows, H, last);
+  backend_.rms_norm(last, values(weights_.final_norm), normed, R, H, eps);
+  linear(normed, weights_.output(), logits_dev, R, V, H);
+  std::vector<float> logits(R * V);  // (R, vocab) host
+  backend_.download(logits.data(), logits_dev, logits.size() * sizeof(float));
   return logits;
 }
 

@@ -20,8 +20,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -63,10 +65,17 @@ class Attention {
 std::vector<KvBlock> blocks_up_to(std::span<const SlotId> block_slots, std::int64_t end,
                                   int block_tokens);
 
+// The rBlock geometry `config` needs for `block_tokens` and `dtype`.
+BlockGeometry kv_geometry(const ModelConfig& config, int block_tokens, KvDtype dtype);
+
 class Forward {
  public:
-  // Keeps references to config and weights; inv_freq from config.
+  // Keeps references to config and weights; inv_freq from config. The weights are made
+  // resident in the backend's memory once, here: a host-memory backend reads them where they
+  // are, a device backend gets its own copy of every tensor.
   Forward(const ModelConfig& config, const Weights& weights, Backend& backend);
+  Forward(const Forward&) = delete;
+  Forward& operator=(const Forward&) = delete;
 
   // Runs one step; returns logits (R, vocab) for the R sequences with want_logits, in batch
   // order. Misuse (a position beyond the block table, a slot outside the store) throws
@@ -90,11 +99,24 @@ class Forward {
   // y (m, n) (+)= x (m, k) . W^T: the quantized rows where the backend takes them, else f32.
   void linear(const float* x, const Tensor& w, float* y, std::size_t m, std::size_t n,
               std::size_t k, bool accumulate = false);
+  // Where a tensor's values (and quantized rows) live in the backend's memory.
+  struct Resident {
+    const float* values = nullptr;
+    const std::byte* quant = nullptr;
+  };
+  void make_resident(const Tensor& t);
+  const float* values(const Tensor& t) const { return resident_.at(&t).values; }
+  // A step's activations: one piece of backend memory, grown as steps need, carved per step.
+  float* workspace(std::size_t floats);
 
   const ModelConfig& config_;
   const Weights& weights_;
   Backend& backend_;
   std::vector<float> inv_freq_;
+  const float* inv_freq_resident_ = nullptr;
+  std::unordered_map<const Tensor*, Resident> resident_;
+  std::vector<std::unique_ptr<BackendMemory>> owned_;  // a device backend's copies
+  std::unique_ptr<BackendMemory> work_;
 };
 
 }  // namespace infllm::model
