@@ -7,7 +7,7 @@
 //                     run; the longest one done. Ratio against the ideal N and against the
 //                     lending bound 1 + (N - 1) * max_lend_fraction.
 //   mixed             a few long and many short documents on 4 ranks (--ranks N), pooled vs
-//                     local (--fill-waits and --admission go to both; local ignores them), on
+//                     local (--fill-waits and --admission go to both runs), on
 //                     a generated model or --model PATH: tokens/s of the whole job and its
 //                     ratio (the paper's 1.35-3.4x on GPUs).
 //   remote-attention  decode of one long document whose KV lives on 1..3 creditors: step time

@@ -254,8 +254,8 @@ Parsed<BenchConfig> parse_bench(const std::vector<std::string>& args) {
       ("model", po::value(&c.model)->default_value(""), "model for `forward` (default: the cached SmolLM2) and `mixed` (default: generated)")
       ("threads", po::value(&c.threads)->default_value(c.threads), "threads for `forward` (0 = every core this process may run on)")
       ("ranks", po::value(&c.ranks)->default_value(c.ranks), "ranks of both runs of `mixed`, 2..64")
-      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "--fill-waits of the pooled run of `mixed`: on | off")
-      ("admission", po::value(&admission)->default_value(admission), "--admission of the pooled run of `mixed`: reserve | optimistic")
+      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "--fill-waits of both runs of `mixed`: on | off")
+      ("admission", po::value(&admission)->default_value(admission), "--admission of both runs of `mixed`: reserve | optimistic")
       ("remote-attention", po::value(&remote)->default_value(remote), "--remote-attention of both runs of `mixed`: push-query | pull-kv | auto");
   // clang-format on
   po::positional_options_description positional;

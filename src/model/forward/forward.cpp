@@ -202,18 +202,31 @@ std::optional<std::vector<float>> Forward::try_step(std::span<const StepSequence
     const auto end = batch[s].first_pos + static_cast<std::int64_t>(batch[s].tokens.size());
     blocks[s] = blocks_up_to(batch[s].block_slots, end, store.geometry.block_tokens);
   }
-  // The step's activations, in the backend's memory.
-  float* x = workspace(T * (2 * H + 2 * Q + 2 * KV + 2 * F) + R * (2 * H + V));
-  float* h = x + T * H;                // (T, H) residual stream x; h the normed input of a sublayer
-  float* q = h + T * H;                // (T, Q) projections
-  float* k = q + T * Q;                // (T, KV)
-  float* v = k + T * KV;               // (T, KV)
-  float* att = v + T * KV;             // (T, Q) attention output
-  float* gate = att + T * Q;           // (T, F) MLP
-  float* up = gate + T * F;            // (T, F)
-  float* last = up + T * F;            // (R, H) the rows that want logits
-  float* normed = last + R * H;        // (R, H)
-  float* logits_dev = normed + R * H;  // (R, vocab)
+  // The step's activations, in the backend's memory:
+  // (T, H) residual stream x and h, the normed input of a sublayer; (T, Q) q and (T, KV) k, v,
+  // the projections; (T, Q) att, the attention output; (T, F) gate and up, the MLP; (R, H) last,
+  // the rows that want logits, and normed; (R, vocab) the logits. Each starts on a cache line
+  // of its own, a line off any 4 KiB multiple of the one before (no 4K aliasing between them).
+  const std::size_t sizes[] = {T * H, T * H, T * Q, T * KV, T * KV, T * Q,
+                               T * F, T * F, R * H, R * H,  R * V};
+  std::size_t offsets[std::size(sizes)];
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    offsets[i] = total;
+    total += (sizes[i] + 15) / 16 * 16 + 16;
+  }
+  float* const base = workspace(total);
+  float* x = base + offsets[0];
+  float* h = base + offsets[1];
+  float* q = base + offsets[2];
+  float* k = base + offsets[3];
+  float* v = base + offsets[4];
+  float* att = base + offsets[5];
+  float* gate = base + offsets[6];
+  float* up = base + offsets[7];
+  float* last = base + offsets[8];
+  float* normed = base + offsets[9];
+  float* logits_dev = base + offsets[10];
   backend_.gather_rows(values(weights_.embed), ids, H, x);
   for (int layer = 0; layer < static_cast<int>(c.num_layers); ++layer) {
     const LayerWeights& w = weights_.layers[static_cast<std::size_t>(layer)];
