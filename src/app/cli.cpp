@@ -163,17 +163,17 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   kv.add_options()
       ("threads", po::value(&c.threads)->default_value(c.threads), "threads per rank (0 = its cores / the ranks on the node sharing them)")
       ("kv-pool-mb", po::value(&c.kv_pool_mb)->default_value(c.kv_pool_mb), "rBlock pool per rank in MiB, fractional allowed (0 = automatic)")
-      ("block-tokens", po::value(&c.block_tokens)->default_value(c.block_tokens), "tokens per rBlock")
-      ("max-lend-fraction", po::value(&c.max_lend_fraction)->default_value(c.max_lend_fraction), "most of a pool lent to other ranks")
-      ("max-batch-tokens", po::value(&c.max_batch_tokens)->default_value(c.max_batch_tokens), "token budget of one step per rank")
-      ("max-num-seqs", po::value(&c.max_num_seqs)->default_value(c.max_num_seqs), "running requests per rank")
+      ("block-tokens", po::value(&c.engine.instance.block_tokens)->default_value(c.engine.instance.block_tokens), "tokens per rBlock")
+      ("max-lend-fraction", po::value(&c.engine.max_lend_fraction)->default_value(c.engine.max_lend_fraction), "most of a pool lent to other ranks")
+      ("max-batch-tokens", po::value(&c.engine.instance.max_batch_tokens)->default_value(c.engine.instance.max_batch_tokens), "token budget of one step per rank")
+      ("max-num-seqs", po::value(&c.engine.instance.max_num_seqs)->default_value(c.engine.instance.max_num_seqs), "running requests per rank")
       ("kv-policy", po::value(&kv_policy)->default_value(kv_policy), "pooled | local")
       ("remote-attention", po::value(&remote)->default_value(remote), "push-query | pull-kv | auto")
       ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off: pay debts back between steps")
       ("dgfm-budget-mb", po::value(&c.dgfm_budget_mb)->default_value(c.dgfm_budget_mb), "most KV the DGFM moves per step boundary, MiB")
       ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off: a rank done with its step before the others runs extra steps of its requests whose KV is all at home (pooled)")
       ("admission", po::value(&admission)->default_value(admission), "reserve | optimistic: place a request only where the cluster's room (lending caps included) covers it after the running requests' remaining growth, or against the free slots alone, preempting when growth meets (pooled)")
-      ("check-invariants", po::bool_switch(&c.check_invariants)->default_value(c.check_invariants), "check every rManager, the gManager, the ledger and the cross-rank rule at every step boundary (pooled; always on in debug builds)");
+      ("check-invariants", po::bool_switch(&c.engine.check_invariants)->default_value(c.engine.check_invariants), "check every rManager, the gManager, the ledger and the cross-rank rule at every step boundary (pooled; always on in debug builds)");
   // clang-format on
   po::options_description all;
   all.add(job).add(sampling).add(kv);
@@ -183,11 +183,11 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
     out.help = help_text("infllm generate --model PATH --input FILE --output FILE [options]", all);
     return out;
   }
-  c.kv_policy = parse_kv_policy(kv_policy);
-  c.remote_attention = parse_remote_attention(remote);
-  c.dgfm = parse_on_off("dgfm", dgfm);
-  c.fill_waits = parse_on_off("fill-waits", fill_waits);
-  c.admission_reserve = parse_admission(admission);
+  c.engine.policy = parse_kv_policy(kv_policy);
+  c.engine.remote = parse_remote_attention(remote);
+  c.engine.dgfm = parse_on_off("dgfm", dgfm);
+  c.engine.fill_waits = parse_on_off("fill-waits", fill_waits);
+  c.engine.reserve_growth = parse_admission(admission);
   require_range("max-new-tokens", c.max_new_tokens, 0, 1 << 24);
   require_range("min-new-tokens", c.min_new_tokens, 0, c.max_new_tokens);
   require_range("temperature", c.temperature, 0.0, 100.0);
@@ -198,10 +198,10 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   require_range("logprobs", c.logprobs, 0, 20);
   require_range("threads", c.threads, 0, 4096);
   require_range("kv-pool-mb", c.kv_pool_mb, 0.0, 1e9);
-  require_range("block-tokens", c.block_tokens, 1, 65536);
-  require_range("max-lend-fraction", c.max_lend_fraction, 0.0, 1.0);
-  require_range("max-batch-tokens", c.max_batch_tokens, 1, 1 << 24);
-  require_range("max-num-seqs", c.max_num_seqs, 1, 1 << 20);
+  require_range("block-tokens", c.engine.instance.block_tokens, 1, 65536);
+  require_range("max-lend-fraction", c.engine.max_lend_fraction, 0.0, 1.0);
+  require_range("max-batch-tokens", c.engine.instance.max_batch_tokens, 1, 1 << 24);
+  require_range("max-num-seqs", c.engine.instance.max_num_seqs, 1, 1 << 20);
   require_range("dgfm-budget-mb", c.dgfm_budget_mb, 0.0, 1e9);
   require_range("max-record-mb", c.max_record_mb, 1, 1 << 20);
   // The same rules as a JSONL record's fields: a seed in [0, 2^63 - 1], no empty stop string.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/engine_options.hpp"
 #include "core/kv_policy.hpp"
 
 namespace infllm::app {
@@ -46,23 +47,17 @@ struct GenerateConfig {
   std::int64_t seed = 0;
   int logprobs = 0;
   // Resources.
-  int threads = 0;          // 0 = node cores / ranks on the node
-  double kv_pool_mb = 0.0;  // 0 = automatic
-  int block_tokens = 16;
-  double max_lend_fraction = 0.5;
-  int max_batch_tokens = 512;
-  int max_num_seqs = 16;
-  KvPolicy kv_policy = KvPolicy::kPooled;
-  RemoteAttention remote_attention = RemoteAttention::kAuto;
-  bool dgfm = true;
-  double dgfm_budget_mb = 64.0;  // per boundary; less than one rBlock moves none
-  bool fill_waits = true;        // pooled: extra all-home steps while slower ranks finish theirs
-  // pooled: place a request only where the cluster's room covers it after the running
-  // requests' remaining growth (reserve), or against the free slots alone (optimistic).
-  bool admission_reserve = true;
-  // pooled: check the rManagers, the gManager, the ledger and the cross-rank rule at every
-  // boundary (on by default in debug builds).
-  bool check_invariants = kDebugBuild;
+  int threads = 0;               // 0 = node cores / ranks on the node
+  double kv_pool_mb = 0.0;       // 0 = automatic
+  double dgfm_budget_mb = 64.0;  // per boundary (engine.dgfm_budget_bytes); < 1 rBlock moves none
+  // The engine's own options, parsed in place (--block-tokens, --max-lend-fraction,
+  // --max-batch-tokens, --max-num-seqs, --kv-policy, --remote-attention, --dgfm, --fill-waits,
+  // --admission, --check-invariants); the pool's slots and the EOS ids come from the model.
+  EngineOptions engine = [] {
+    EngineOptions e;
+    e.check_invariants = kDebugBuild;  // on by default in debug builds
+    return e;
+  }();
   // The longest JSONL input line read, in MiB: memory stays bounded on any input.
   int max_record_mb = 64;
   // The job.

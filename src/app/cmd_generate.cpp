@@ -240,9 +240,9 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
     st.requests.push_back(make_request(d, cfg, *st.tok, chat, cfg.input));
     st.prompt_tokens += static_cast<std::int64_t>(st.requests.back().prompt.size());
   }
-  const BlockGeometry geometry{cfg.block_tokens, static_cast<int>(m.config.num_layers),
-                               static_cast<int>(m.config.num_kv_heads),
-                               static_cast<int>(m.config.head_dim), KvDtype::kF32};
+  const BlockGeometry geometry{
+      cfg.engine.instance.block_tokens, static_cast<int>(m.config.num_layers),
+      static_cast<int>(m.config.num_kv_heads), static_cast<int>(m.config.head_dim), KvDtype::kF32};
   st.block_bytes = geometry.block_bytes();
   // NOTE: --kv-pool-mb 0 (automatic) on the CPU build: 512 MiB per rank.
   st.pool_mb = cfg.kv_pool_mb > 0 ? cfg.kv_pool_mb : 512.0;
@@ -258,9 +258,9 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
                                {"input", cfg.input},
                                {"ranks", ranks},
                                {"version", INFLLM_VERSION},
-                               {"block_tokens", cfg.block_tokens},
+                               {"block_tokens", cfg.engine.instance.block_tokens},
                                {"kv_pool_mb", st.pool_mb},
-                               {"kv_policy", kv_policy_name(cfg.kv_policy)},
+                               {"kv_policy", kv_policy_name(cfg.engine.policy)},
                                {"temperature", cfg.temperature},
                                {"seed", cfg.seed},
                                {"fingerprint", fingerprint}};
@@ -367,9 +367,9 @@ int run_generate(const GenerateConfig& cfg) {
               << m.config.hidden_size << " hidden); " << ranks << " rank" << (ranks > 1 ? "s" : "")
               << " (" << mpi.node_size() << " on this node, sharing "
               << st.weights->bytes() / 1048576 << " MiB of weights), kv-policy "
-              << kv_policy_name(cfg.kv_policy) << "; pool " << st.slots << " rBlocks of "
+              << kv_policy_name(cfg.engine.policy) << "; pool " << st.slots << " rBlocks of "
               << st.block_bytes << " bytes per rank; " << cpu::threads() << " threads per rank"
-              << (ranks > 1 ? (cfg.fill_waits ? "; fill-waits on" : "; fill-waits off") : "")
+              << (ranks > 1 ? (cfg.engine.fill_waits ? "; fill-waits on" : "; fill-waits off") : "")
               << "\n";
     if (cfg.resume) {
       std::cerr << "infllm generate: resuming " << cfg.output << ": " << st.earlier_ids.size()
@@ -385,20 +385,10 @@ int run_generate(const GenerateConfig& cfg) {
   try {
     cpu::CpuBackend backend;
     model::Forward forward(m.config, m.weights, backend);
-    model::EngineOptions options;
-    options.instance.block_tokens = cfg.block_tokens;
+    EngineOptions options = cfg.engine;
     options.instance.pool_slots = st.slots;
-    options.instance.max_batch_tokens = cfg.max_batch_tokens;
-    options.instance.max_num_seqs = cfg.max_num_seqs;
-    options.max_lend_fraction = cfg.max_lend_fraction;
     // NOTE: one rank has nothing to pool: the one instance never lends (the same as local).
-    options.policy = cfg.kv_policy == KvPolicy::kLocal || ranks == 1 ? infllm::KvPolicy::kLocal
-                                                                     : infllm::KvPolicy::kPooled;
-    options.remote = cfg.remote_attention;
-    options.dgfm = cfg.dgfm;
-    options.fill_waits = cfg.fill_waits;
-    options.reserve_growth = cfg.admission_reserve;
-    options.check_invariants = cfg.check_invariants;
+    if (ranks == 1) options.policy = KvPolicy::kLocal;
     options.dgfm_budget_bytes = static_cast<std::int64_t>(cfg.dgfm_budget_mb * 1048576.0);
     options.instance.eos_ids = eos_ids(m, *st.tok);
     dist::Engine engine(MPI_COMM_WORLD, forward, &*st.tok, options);

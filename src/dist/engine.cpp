@@ -29,7 +29,7 @@ io::ResultRecord to_record(model::GenResult&& g) {
 }
 
 Engine::Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* tokenizer,
-               const model::EngineOptions& options)
+               const EngineOptions& options)
     : forward_(forward), tokenizer_(tokenizer), options_(options) {
   INFLLM_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
   INFLLM_MPI_CHECK(MPI_Comm_dup(comm, &attn_comm_));

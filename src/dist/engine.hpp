@@ -43,7 +43,7 @@ class Engine {
  public:
   // Collective over `comm` (it is duplicated). Allocates this rank's pool window.
   Engine(MPI_Comm comm, model::Forward& forward, const model::Tokenizer* tokenizer,
-         const model::EngineOptions& options);
+         const EngineOptions& options);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -59,7 +59,7 @@ class Engine {
   int rank_ = 0, size_ = 1;
   model::Forward& forward_;
   const model::Tokenizer* tokenizer_;
-  model::EngineOptions options_;
+  EngineOptions options_;
 };
 
 }  // namespace infllm::dist

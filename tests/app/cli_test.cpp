@@ -63,11 +63,11 @@ TEST(ParseGenerate, DefaultsAreTheDocumentedOnes) {
   ASSERT_FALSE(p.help);
   EXPECT_EQ(p.config.model, "m");
   EXPECT_EQ(p.config.temperature, 0.0);
-  EXPECT_EQ(p.config.kv_policy, KvPolicy::kPooled);
-  EXPECT_EQ(p.config.remote_attention, RemoteAttention::kAuto);
-  EXPECT_TRUE(p.config.dgfm);
-  EXPECT_TRUE(p.config.fill_waits);
-  EXPECT_TRUE(p.config.admission_reserve);
+  EXPECT_EQ(p.config.engine.policy, KvPolicy::kPooled);
+  EXPECT_EQ(p.config.engine.remote, RemoteAttention::kAuto);
+  EXPECT_TRUE(p.config.engine.dgfm);
+  EXPECT_TRUE(p.config.engine.fill_waits);
+  EXPECT_TRUE(p.config.engine.reserve_growth);
 }
 
 TEST(ParseGenerate, ReadsEveryKindOfValue) {
@@ -77,11 +77,11 @@ TEST(ParseGenerate, ReadsEveryKindOfValue) {
                                                "--stop", "END", "--stop", "\n\n", "--resume"}))
                      .config;
   EXPECT_DOUBLE_EQ(c.kv_pool_mb, 0.25);
-  EXPECT_EQ(c.kv_policy, KvPolicy::kLocal);
-  EXPECT_EQ(c.remote_attention, RemoteAttention::kPullKv);
-  EXPECT_FALSE(c.dgfm);
-  EXPECT_FALSE(c.fill_waits);
-  EXPECT_FALSE(c.admission_reserve);
+  EXPECT_EQ(c.engine.policy, KvPolicy::kLocal);
+  EXPECT_EQ(c.engine.remote, RemoteAttention::kPullKv);
+  EXPECT_FALSE(c.engine.dgfm);
+  EXPECT_FALSE(c.engine.fill_waits);
+  EXPECT_FALSE(c.engine.reserve_growth);
   EXPECT_EQ(c.stop.size(), 2u);
   EXPECT_TRUE(c.resume);
 }
@@ -114,7 +114,7 @@ TEST(ParseGenerate, ConfigFileSuppliesOptions) {
       << "model = /models/x\ninput = a.jsonl\noutput = b.jsonl\nblock-tokens = 32\n";
   const auto c = parse_generate({"--config", path.string()}).config;
   EXPECT_EQ(c.model, "/models/x");
-  EXPECT_EQ(c.block_tokens, 32);
+  EXPECT_EQ(c.engine.instance.block_tokens, 32);
   EXPECT_EQ(rejected_option({"--config", "/nonexistent.cfg"}), "config");
 }
 

@@ -378,7 +378,7 @@ TEST_F(Engine, InProcessInstancesMatchTheMpirunRun) {
         requests.push_back(q);
       }
     }
-    infllm::model::EngineOptions o;
+    infllm::EngineOptions o;
     o.instance.block_tokens = 16;
     const infllm::BlockGeometry g{16, static_cast<int>(lm.config.num_layers),
                                   static_cast<int>(lm.config.num_kv_heads),

@@ -53,7 +53,7 @@ class EngineTest : public ::testing::Test {
 
   // One instance with `instance`'s pool and limits; optimistic admission, so that tight pools
   // preempt.
-  std::map<std::string, GenResult> run(GeneratorOptions instance, RunSummary* summary = nullptr) {
+  std::map<std::string, GenResult> run(InstanceOptions instance, RunSummary* summary = nullptr) {
     EngineOptions o;
     o.instance = instance;
     o.policy = KvPolicy::kLocal;

@@ -1,5 +1,5 @@
-// engine.hpp: generation on the step loop (core/step_loop.hpp): the options every way of
-// running it shares, the set-up of its managers, and the loop's in-process run: N instances of
+// engine.hpp: generation on the step loop (core/step_loop.hpp): the set-up of its managers from
+// the engine's options (core/engine_options.hpp), and the loop's in-process run: N instances of
 // the model on N threads of one process (the in-process ports of core/in_process.hpp), one
 // instance being the plain single-instance engine. `mpiexec` runs the same loop over MPI ports
 // (dist/engine.hpp).
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/engine_options.hpp"
 #include "core/g_manager.hpp"
 #include "core/kv_policy.hpp"
 #include "core/r_manager.hpp"
@@ -17,24 +18,6 @@
 #include "model/sampling/generator.hpp"
 
 namespace infllm::model {
-
-struct EngineOptions {
-  // Each instance's pool, batch limits and EOS ids.
-  GeneratorOptions instance;
-  double max_lend_fraction = 0.5;
-  KvPolicy policy = KvPolicy::kPooled;
-  RemoteAttention remote = RemoteAttention::kAuto;
-  bool dgfm = true;
-  std::int64_t dgfm_budget_bytes = 64ll << 20;  // per boundary
-  // A rank done with its step before the others runs extra steps of its all-home requests
-  // until every rank is done (LoopOptions::fill_waits).
-  bool fill_waits = true;
-  bool reserve_growth = true;  // GManagerConfig::reserve_growth (--admission)
-  // At every boundary, each instance checks its rManager and instance 0 the gManager, the
-  // ledger and the cross-instance rule (core/cluster_check.hpp). A broken invariant is an
-  // InternalError.
-  bool check_invariants = false;
-};
 
 // Instance `me`'s rManager settings.
 RManagerConfig rmanager_config(RankId me, const EngineOptions& options);

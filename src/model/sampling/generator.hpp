@@ -1,8 +1,7 @@
 // generator.hpp: generation requests and results, and the rules every engine applies to them:
-// admission refusals that need no scheduling, sampling and stopping (accept_token), and an
-// instance's pool and batch sizes. The engine itself is the step loop (engine.hpp): continuous
-// batching with chunked prefill over rBlock pools, preemption by recomputation, on one instance
-// or many.
+// admission refusals that need no scheduling, and sampling and stopping (accept_token). The
+// engine itself is the step loop (engine/engine.hpp): continuous batching with chunked prefill
+// over rBlock pools, preemption by recomputation, on one instance or many.
 #pragma once
 
 #include <cstdint>
@@ -66,15 +65,5 @@ std::string accept_token(const GenRequest& request, std::span<float> logits,
                          const std::vector<std::int32_t>& eos_ids, const Tokenizer* tokenizer,
                          std::int64_t max_positions, std::vector<std::int32_t>& sequence,
                          GenResult& result);
-
-// One instance's pool, batch limits and EOS ids.
-struct GeneratorOptions {
-  int block_tokens = 16;
-  std::int32_t pool_slots = 0;  // rBlocks in the local pool
-  KvDtype kv_dtype = KvDtype::kF32;
-  int max_batch_tokens = 512;
-  int max_num_seqs = 16;
-  std::vector<std::int32_t> eos_ids;  // any ends a request (unless ignore_eos)
-};
 
 }  // namespace infllm::model
