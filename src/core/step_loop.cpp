@@ -112,7 +112,12 @@ InstanceLoop::InstanceLoop(ControlPort& control, BlockTransport& blocks, StepExe
 
 InstanceLoop::Ran InstanceLoop::run() {
   for (std::int64_t step = 1;; ++step) {
-    if (!boundary(step)) {
+    const ControlPort::Decide decide = [this, step](std::vector<InstanceReport>&& reports) {
+      return manager_->decide(step, std::move(reports));
+    };
+    const bool go = apply(control_.boundary(report(step), decide));
+    if (options_.check_invariants) check_invariants();
+    if (!go) {
       if (manager_ != nullptr) {
         manager_->summary().steps = step - 1;
         manager_->summary().stopped = stopped_;
@@ -121,23 +126,21 @@ InstanceLoop::Ran InstanceLoop::run() {
     }
     run_step();
     if (options_.fill_waits && control_.size() > 1) fill_wait();
-    stats_.pool_used = rmanager_.stats().used;
-    stats_.pool_slots = rmanager_.config().capacity;
+    end_step();
   }
 }
 
-bool InstanceLoop::boundary(std::int64_t step) {
-  const auto tb = Clock::now();
+InstanceReport InstanceLoop::report(std::int64_t step) {
+  boundary_start_ = Clock::now();
   if (options_.stop && options_.stop()) rmanager_.request_stop();
   InstanceReport report{rmanager_.make_report(step), stats_, std::move(finished_)};
   finished_.clear();
-  const ControlPort::Decide decide = [this, step](std::vector<InstanceReport>&& reports) {
-    return manager_->decide(step, std::move(reports));
-  };
-  const InstanceDecision mine = control_.boundary(std::move(report), decide);
+  return report;
+}
+
+bool InstanceLoop::apply(const InstanceDecision& mine) {
   const RankDecision& d = mine.decision;
   rmanager_.apply(d);
-  if (options_.check_invariants) check_invariants();
   if (mine.end || d.stop) {
     stopped_ = d.stop && !mine.end;
     return false;
@@ -154,8 +157,13 @@ bool InstanceLoop::boundary(std::int64_t step) {
   }
   for (const Placement& p : d.placements) executor_.start(p.spec);
   start_data_ops(d);
-  stats_.comm_s += since(tb);
+  stats_.comm_s += since(boundary_start_);
   return true;
+}
+
+void InstanceLoop::end_step() {
+  stats_.pool_used = rmanager_.stats().used;
+  stats_.pool_slots = rmanager_.config().capacity;
 }
 
 void InstanceLoop::check_invariants() {
@@ -323,15 +331,19 @@ void InstanceLoop::finish(const std::vector<RequestId>& ended) {
 // step. Its work counts in compute_s.
 void InstanceLoop::fill_wait() {
   control_.arrive();
+  const int last_layer = executor_.layers() - 1;
+  const auto keep_going = [this, last_layer](int layer) {
+    return !control_.all_arrived() && !(options_.cut_every_fill_step && layer == last_layer);
+  };
   while (!control_.all_arrived()) {
-    if (!fill_step()) break;
+    if (!fill_step(keep_going)) break;
   }
   const auto tw = Clock::now();
   control_.wait_all();
   stats_.comm_s += since(tw);
 }
 
-bool InstanceLoop::fill_step() {
+bool InstanceLoop::fill_step(const std::function<bool(int layer)>& keep_going) {
   const std::vector<Growth> growth = rmanager_.plan_home_step(rmanager_.config().batch);
   if (growth.empty()) return false;
   std::vector<StepItem> items;
@@ -351,10 +363,6 @@ bool InstanceLoop::fill_step() {
     blocks += static_cast<std::int64_t>(entries.size());
     items.push_back(std::move(item));
   }
-  const int last_layer = executor_.layers() - 1;
-  const auto keep_going = [this, last_layer](int layer) {
-    return !control_.all_arrived() && !(options_.cut_every_fill_step && layer == last_layer);
-  };
   const std::optional<std::vector<RequestId>> ended =
       executor_.fill_step(items, keep_going, stats_);
   if (!ended) {

@@ -3,8 +3,9 @@
 // Every instance runs InstanceLoop::run(); instance 0 also hosts the gManager's side, a
 // ManagerLoop, which its ControlPort::boundary calls with every report. One iteration:
 //
-//   boundary()        report -> ControlPort::boundary (instance 0: ManagerLoop::decide) ->
-//                     RManager::apply; the executor starts and drops requests
+//   report(), apply()  the boundary: report -> ControlPort::boundary (instance 0:
+//                     ManagerLoop::decide) -> RManager::apply; the executor starts and drops
+//                     requests
 //   start_data_ops()  scratch writes of committed moves, pushes of granted blocks, DGFM copies
 //                     (BlockTransport), all flushed before the next report
 //   run_step()        grow the batch; plan each item's attention (home, pulled, pushed to its
@@ -140,22 +141,32 @@ class InstanceLoop {
   };
   Ran run();
 
+  // run()'s phases, for a driver that runs every instance itself (the simulator). One
+  // iteration of run() is: report(step) -> ControlPort::boundary (ManagerLoop::decide on
+  // instance 0) -> apply(decision) -> run_step() -> fill steps -> end_step().
+  InstanceReport report(std::int64_t step);
+  // Applies this instance's decision; false when the run ends at this boundary.
+  bool apply(const InstanceDecision& decision);
+  void run_step();
+  // One fill step (all-home requests, the full token budget); `keep_going(layer)` is asked
+  // before each layer and cuts the step when false. False when there was none to run or it was
+  // cut.
+  bool fill_step(const std::function<bool(int layer)>& keep_going);
+  void end_step();
+
   const RManager& rmanager() const { return rmanager_; }
+  bool stopped() const { return stopped_; }
 
  private:
-  // The boundary before step `step`; false when the run ends there.
-  bool boundary(std::int64_t step);
+  // The invariants: this rManager's, and through the ControlPort the cross-instance rule.
   void check_invariants();
   void start_data_ops(const RankDecision& d);
   void write_committed_scratch(const RankDecision& d);
   void start_moves(const RankDecision& d);
-  void run_step();
   // One batch item: its slots and attention plan; the pulls it needs go to `pulls`.
   StepItem plan_item(const Growth& g, std::vector<BlockRef>& pulls);
   void finish(const std::vector<RequestId>& ended);
   void fill_wait();
-  // One fill step; false when there was none to run or it was cut.
-  bool fill_step();
 
   // Per request at home: the most blocks it had away from home and where.
   struct RemoteUse {
@@ -177,6 +188,7 @@ class InstanceLoop {
   bool exchange_ = true;  // this step's InstanceDecision::exchange
   StepStats stats_;       // this instance's, for the step under way
   bool stopped_ = false;
+  std::chrono::steady_clock::time_point boundary_start_;
 };
 
 }  // namespace infllm

@@ -358,6 +358,73 @@ TEST(StepLoop, RunsWithoutFillWaitsAreReproducible) {
   }
 }
 
+// The loop's phases driven by one thread for every instance (as the simulator drives them):
+// the same decisions, bytes and results as the instances on threads.
+TEST(StepLoop, PhasesDrivenByOneThreadTakeTheThreadedRunsDecisions) {
+  const Workload w = mixed_workload();
+  const RunOptions o;
+  const Outcome threaded = run(w, o);
+
+  InProcessCluster cluster(o.instances, kSlotBytes, o.capacity, 2);
+  std::vector<std::unique_ptr<CheckingExecutor>> executors;
+  Outcome out;
+  ManagerHooks hooks;
+  hooks.on_result = [&](RequestId id, std::vector<std::uint8_t>&& record, int) {
+    out.results[id.value()] = std::string(record.begin(), record.end());
+  };
+  hooks.on_failed = [&](const Verdict& v, int) {
+    out.ended[v.request.value()] = end_reason_name(v.reason);
+  };
+  GManagerConfig gc;
+  gc.shape.capacity.assign(static_cast<std::size_t>(o.instances), o.capacity);
+  gc.shape.max_lend_fraction = 0.5;
+  gc.node_of_rank = cluster.control(0).nodes();
+  gc.block_tokens = kBlockTokens;
+  gc.dgfm_max_moves = o.dgfm_moves;
+  ManagerLoop manager(gc, hooks);
+  for (const RequestSpec& spec : w.requests) ASSERT_FALSE(manager.submit(spec));
+  LoopOptions lo;
+  lo.fill_waits = false;
+  std::vector<std::unique_ptr<InstanceLoop>> loops;
+  for (std::int32_t r = 0; r < o.instances; ++r) {
+    executors.push_back(std::make_unique<CheckingExecutor>(cluster, r, nullptr, false));
+    RManagerConfig rc;
+    rc.rank = RankId{r};
+    rc.capacity = o.capacity;
+    rc.block_tokens = kBlockTokens;
+    rc.max_lend_fraction = 0.5;
+    rc.batch = BatchLimits{96, 8, 64};
+    loops.push_back(std::make_unique<InstanceLoop>(cluster.control(r), cluster.blocks(r),
+                                                   *executors.back(), rc, lo,
+                                                   r == 0 ? &manager : nullptr));
+  }
+  for (std::int64_t step = 1;; ++step) {
+    std::vector<InstanceReport> reports;
+    for (auto& loop : loops) reports.push_back(loop->report(step));
+    const std::vector<InstanceDecision> ds = manager.decide(step, std::move(reports));
+    bool go = true;
+    for (std::size_t r = 0; r < loops.size(); ++r) go = loops[r]->apply(ds[r]) && go;
+    if (!go) break;
+    for (auto& loop : loops) loop->run_step();
+    for (auto& loop : loops) loop->end_step();
+    ASSERT_LT(step, 10000);
+  }
+  for (const auto& e : executors) {
+    out.errors.insert(out.errors.end(), e->errors.begin(), e->errors.end());
+  }
+  EXPECT_TRUE(out.errors.empty()) << joined(out.errors);
+  const RunSummary& a = threaded.summary;
+  const RunSummary& b = manager.summary();
+  EXPECT_EQ(out.results, threaded.results);
+  EXPECT_EQ(b.per_step.size(), a.per_step.size());
+  EXPECT_EQ(b.loans_total, a.loans_total);
+  EXPECT_EQ(b.dgfm_moves, a.dgfm_moves);
+  EXPECT_EQ(b.preemptions, a.preemptions);
+  EXPECT_EQ(b.totals.push_bytes, a.totals.push_bytes);
+  EXPECT_EQ(b.totals.pull_bytes, a.totals.pull_bytes);
+  EXPECT_EQ(b.totals.dgfm_bytes, a.totals.dgfm_bytes);
+}
+
 // DGFM pays debts back: blocks come home (through scratch where a move vacates its target)
 // and every block still reads right after its move.
 TEST(StepLoop, DgfmMovesKeepEveryBlockIntact) {
