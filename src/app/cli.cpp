@@ -289,28 +289,100 @@ Parsed<InspectConfig> parse_inspect(const std::vector<std::string>& args) {
   return out;
 }
 
-std::optional<std::string> parse_help_only(const std::string& subcommand,
-                                           const std::vector<std::string>& args) {
-  if (subcommand == "make-model") return parse_make_model(args).help;
-  if (subcommand == "inspect") return parse_inspect(args).help;
-  po::options_description desc(subcommand);
-  po::positional_options_description positional;
-  std::string usage = "infllm " + subcommand;
-  desc.add_options()("help,h", "show this help");
-  if (subcommand == "bench") return parse_bench(args).help;
-  if (subcommand == "simulate") {
-    // clang-format off
-    desc.add_options()
-        ("instances", po::value<int>(), "simulated instances")
-        ("workload", po::value<std::string>(), "workload file");
-    // clang-format on
-    usage += " --instances N --workload FILE";
-  } else {
-    throw UsageError(subcommand, "unknown subcommand");
+Parsed<SimulateConfig> parse_simulate(const std::vector<std::string>& args) {
+  Parsed<SimulateConfig> out;
+  SimulateConfig& c = out.config;
+  EngineOptions& e = c.engine;
+  std::string instances = "8", policy = "both", remote = "auto", dgfm = "on", fill_waits = "on",
+              admission = "reserve";
+  double dgfm_budget_mb = 64.0;
+  po::options_description desc("simulate");
+  // clang-format off
+  desc.add_options()
+      ("help,h", "show this help")
+      ("device", po::value(&c.device)->default_value(c.device), "device profile: a name in sim/devices (a100-40gb, a100-80gb, h100, h200) or a .json file")
+      ("node-link", po::value(&c.node_link)->default_value(c.node_link), "link between instances of a node: a name in sim/links (nvlink3, nvlink4, pcie4, ...) or a .json file")
+      ("net-link", po::value(&c.net_link)->default_value(c.net_link), "link between nodes: a name in sim/links (ib-hdr, ib-ndr, ...) or a .json file")
+      ("model", po::value(&c.model)->default_value(c.model), "model shape: a name in sim/models (llama2-7b, llama2-13b, llama2-70b, llama3-8b, llama3-70b, smollm2-135m) or a .json file")
+      ("tp", po::value(&c.tp)->default_value(c.tp), "devices per instance (tensor parallel within a node)")
+      ("instances", po::value(&instances)->default_value(instances), "instances: one count, or a comma list for a scaling table (2,4,8,16,32)")
+      ("per-node", po::value(&c.per_node)->default_value(c.per_node), "instances per node")
+      ("pool-blocks", po::value(&c.pool_blocks)->default_value(c.pool_blocks), "rBlocks per instance (0 = what the device memory holds after the weights)")
+      ("memory-fraction", po::value(&c.memory_fraction)->default_value(c.memory_fraction), "of each device's memory, for the weights and the pool")
+      ("policy", po::value(&policy)->default_value(policy), "local | pooled | both (one run each, the same scheduler)")
+      ("input", po::value(&c.input)->default_value(""), "workload: JSONL with prompt_tokens and max_new_tokens per line (instead of the generated one)")
+      ("short", po::value(&c.short_count)->default_value(c.short_count), "generated workload: chat-like requests")
+      ("short-prompt", po::value(&c.short_prompt)->default_value(c.short_prompt), "their prompt tokens")
+      ("short-new", po::value(&c.short_new)->default_value(c.short_new), "their new tokens")
+      ("long", po::value(&c.long_count)->default_value(c.long_count), "generated workload: long documents")
+      ("long-min", po::value(&c.long_min)->default_value(c.long_min), "their shortest prompt")
+      ("long-max", po::value(&c.long_max)->default_value(c.long_max), "their longest prompt (uniform in between)")
+      ("long-new", po::value(&c.long_new)->default_value(c.long_new), "their new tokens")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "seed of the generated workload's lengths and order")
+      ("csv", po::value(&c.csv)->default_value(""), "also write the table as CSV here")
+      ("block-tokens", po::value(&e.instance.block_tokens)->default_value(e.instance.block_tokens), "tokens per rBlock")
+      ("max-batch-tokens", po::value(&e.instance.max_batch_tokens)->default_value(e.instance.max_batch_tokens), "token budget of one step per instance")
+      ("max-num-seqs", po::value(&e.instance.max_num_seqs)->default_value(e.instance.max_num_seqs), "running requests per instance")
+      ("max-lend-fraction", po::value(&e.max_lend_fraction)->default_value(e.max_lend_fraction), "most of a pool lent to other instances")
+      ("remote-attention", po::value(&remote)->default_value(remote), "push-query | pull-kv | auto")
+      ("dgfm", po::value(&dgfm)->default_value(dgfm), "on | off")
+      ("dgfm-budget-mb", po::value(&dgfm_budget_mb)->default_value(dgfm_budget_mb), "most KV the DGFM moves per boundary, MiB")
+      ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off")
+      ("admission", po::value(&admission)->default_value(admission), "reserve | optimistic")
+      ("check-invariants", po::bool_switch(&c.check_invariants)->default_value(c.check_invariants), "check every rManager, the gManager, the ledger and the cross-instance rule at every boundary");
+  // clang-format on
+  const auto vm = parse(args, desc, nullptr);
+  if (vm.count("help")) {
+    out.help = help_text("infllm simulate [options]", desc);
+    return out;
   }
-  const auto vm = parse(args, desc, &positional);
-  if (vm.count("help")) return help_text(usage, desc);
-  return std::nullopt;
+  c.instances.clear();
+  for (std::size_t at = 0; at <= instances.size();) {
+    const std::size_t comma = std::min(instances.find(',', at), instances.size());
+    const std::string item = instances.substr(at, comma - at);
+    std::size_t used = 0;
+    int n = 0;
+    try {
+      n = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size()) {
+      throw UsageError("instances", "'" + instances + "' is not a count or a comma list of counts");
+    }
+    require_range("instances", n, 1, 100000);
+    c.instances.push_back(n);
+    at = comma + 1;
+  }
+  if (policy == "both") {
+    c.policies = {KvPolicy::kLocal, KvPolicy::kPooled};
+  } else if (policy == "local" || policy == "pooled") {
+    c.policies = {parse_kv_policy(policy)};
+  } else {
+    throw UsageError("policy", "'" + policy + "' is not one of local, pooled, both");
+  }
+  e.remote = parse_remote_attention(remote);
+  e.dgfm = parse_on_off("dgfm", dgfm);
+  e.fill_waits = parse_on_off("fill-waits", fill_waits);
+  e.reserve_growth = parse_admission(admission);
+  require_range("dgfm-budget-mb", dgfm_budget_mb, 0.0, 1e9);
+  e.dgfm_budget_bytes = static_cast<std::int64_t>(dgfm_budget_mb * 1048576.0);
+  require_range("tp", c.tp, 1, 64);
+  require_range("per-node", c.per_node, 1, 4096);
+  require_range("pool-blocks", c.pool_blocks, std::int64_t{0}, std::int64_t{1} << 31);
+  require_range("memory-fraction", c.memory_fraction, 0.01, 1.0);
+  require_range("short", c.short_count, std::int64_t{0}, std::int64_t{1} << 30);
+  require_range("long", c.long_count, std::int64_t{0}, std::int64_t{1} << 30);
+  require_range("short-prompt", c.short_prompt, std::int64_t{1}, std::int64_t{1} << 30);
+  require_range("long-min", c.long_min, std::int64_t{1}, std::int64_t{1} << 30);
+  require_range("long-max", c.long_max, c.long_min, std::int64_t{1} << 30);
+  require_range("short-new", c.short_new, std::int64_t{1}, std::int64_t{1} << 24);
+  require_range("long-new", c.long_new, std::int64_t{1}, std::int64_t{1} << 24);
+  require_range("block-tokens", e.instance.block_tokens, 1, 65536);
+  require_range("max-batch-tokens", e.instance.max_batch_tokens, 1, 1 << 24);
+  require_range("max-num-seqs", e.instance.max_num_seqs, 1, 1 << 20);
+  require_range("max-lend-fraction", e.max_lend_fraction, 0.0, 1.0);
+  return out;
 }
 
 }  // namespace infllm::app

@@ -110,9 +110,35 @@ struct BenchConfig {
 // caller's to refuse (the registry lives with the benchmarks).
 Parsed<BenchConfig> parse_bench(const std::vector<std::string>& args);
 
-// Subcommands whose engine is not built yet still parse --help; this returns their help text,
-// or nullopt when --help was not asked for. Throws UsageError on unknown options.
-std::optional<std::string> parse_help_only(const std::string& subcommand,
-                                           const std::vector<std::string>& args);
+// `infllm simulate`: the cluster simulator (sim/simulator.hpp, docs/simulate.md).
+struct SimulateConfig {
+  // Profiles: a name under sim/devices, sim/links, sim/models, or a path to a .json file.
+  std::string device = "a100-80gb";
+  std::string node_link = "nvlink3";  // between instances of one node
+  std::string net_link = "ib-hdr";    // between nodes
+  std::string model = "llama2-7b";
+  int tp = 1;                         // devices per instance (tensor parallel)
+  std::vector<int> instances{8};      // one run per count (--instances 2,4,8)
+  int per_node = 8;
+  std::int64_t pool_blocks = 0;       // rBlocks per instance; 0 = what the device memory holds
+  double memory_fraction = 0.9;       // of the device memory, for the weights and the pool
+  std::vector<KvPolicy> policies{KvPolicy::kLocal, KvPolicy::kPooled};
+  // The workload: --input (JSONL: prompt_tokens, max_new_tokens per line), or generated.
+  std::string input;
+  std::int64_t short_count = 64, short_prompt = 512, short_new = 128;
+  std::int64_t long_count = 8, long_min = 8000, long_max = 200000, long_new = 64;
+  std::uint64_t seed = 0;
+  std::string csv;                    // also write the table here
+  bool check_invariants = kDebugBuild;
+  // The engine's options (block tokens, batch limits, lending, remote attention, DGFM, fill
+  // waits, admission); the batch limits default to GPU-sized ones (2048 tokens, 64 sequences).
+  EngineOptions engine = [] {
+    EngineOptions e;
+    e.instance.max_batch_tokens = 2048;
+    e.instance.max_num_seqs = 64;
+    return e;
+  }();
+};
+Parsed<SimulateConfig> parse_simulate(const std::vector<std::string>& args);
 
 }  // namespace infllm::app

@@ -16,6 +16,7 @@ namespace infllm::app {
 int run_make_model(const MakeModelConfig& config);
 int run_inspect(const InspectConfig& config);
 int run_generate(const GenerateConfig& config);
+int run_simulate(const SimulateConfig& config);
 // SIGUSR1, SIGTERM and SIGINT ask `generate` to stop (cmd_generate.cpp); without SA_RESTART a
 // signal also ends a blocking read of the input.
 void install_stop_handlers(bool restart);
@@ -26,12 +27,6 @@ namespace {
 using infllm::ExitCode;
 
 int code(ExitCode c) { return static_cast<int>(c); }
-
-int not_built(const std::string& command) {
-  std::cerr << "infllm " << command << ": not built yet in infllm " << INFLLM_VERSION
-            << " (see docs/design.md for what it will do)\n";
-  return code(ExitCode::kBadInput);
-}
 
 int run(const std::string& command, const std::vector<std::string>& args, int argc, char** argv) {
   if (command == "generate") {
@@ -59,11 +54,15 @@ int run(const std::string& command, const std::vector<std::string>& args, int ar
     }
     return infllm::app::run_inspect(parsed.config);
   }
-  if (auto help = infllm::app::parse_help_only(command, args)) {
-    std::cout << *help;
-    return 0;
+  if (command == "simulate") {
+    auto parsed = infllm::app::parse_simulate(args);
+    if (parsed.help) {
+      std::cout << *parsed.help;
+      return 0;
+    }
+    return infllm::app::run_simulate(parsed.config);
   }
-  return not_built(command);
+  throw infllm::UsageError(command, "unknown subcommand");
 }
 
 }  // namespace

@@ -1,13 +1,16 @@
 // engine_options.hpp: the engine's options, one struct for every layer: the command line
 // parses into it (app/cli.hpp), and the MPI engine, the in-process one and the managers'
-// set-up read it (model/engine/engine.hpp).
+// set-up read it (model/engine/engine.hpp, sim/simulator.hpp), and the managers' settings that
+// follow from it.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "core/block_geometry.hpp"
+#include "core/g_manager.hpp"
 #include "core/kv_policy.hpp"
+#include "core/r_manager.hpp"
 
 namespace infllm {
 
@@ -37,5 +40,12 @@ struct EngineOptions {
   // InternalError.
   bool check_invariants = false;
 };
+
+// Instance `me`'s rManager settings.
+RManagerConfig rmanager_config(RankId me, const EngineOptions& options);
+// The gManager's settings for `instances` instances on `nodes` (node of each instance), with
+// rBlocks of `block_bytes` (the DGFM budget counts them).
+GManagerConfig gmanager_config(std::int32_t instances, std::size_t block_bytes,
+                               const EngineOptions& options, std::vector<std::int32_t> nodes);
 
 }  // namespace infllm

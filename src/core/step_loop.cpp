@@ -64,7 +64,7 @@ void ManagerLoop::record_step(const ClusterStep& sums, const std::vector<RankDec
   cs.dgfm_moves = gm_.counters().moves;
   cs.running = static_cast<std::int64_t>(gm_.running());
   cs.queued = static_cast<std::int64_t>(gm_.queued());
-  cs.wall_s = since(t0_);
+  cs.wall_s = hooks_.clock ? hooks_.clock() : since(t0_);
   if (cs.step > 0) {
     // The pool figures are the peak and the cluster's size, not sums over steps.
     const std::int32_t peak = std::max(summary_.totals.pool_used, cs.sum.pool_used);
@@ -198,7 +198,10 @@ void InstanceLoop::write_committed_scratch(const RankDecision& d) {
     const auto it = staged_.find(m.id.value());
     if (it == staged_.end()) continue;
     if (m.to.rank == me_) {
-      std::memcpy(blocks_.local(m.to.slot).data(), it->second.second.data(), blocks_.slot_bytes());
+      if (blocks_.carries_bytes()) {
+        std::memcpy(blocks_.local(m.to.slot).data(), it->second.second.data(),
+                    blocks_.slot_bytes());
+      }
     } else {
       blocks_.put_block(it->second.second.data(), m.to);
       wrote = true;
@@ -219,13 +222,13 @@ void InstanceLoop::start_moves(const RankDecision& d) {
     if (m.via_scratch) {
       auto& buf = staged_[m.id.value()];
       buf.first = m.request;
-      buf.second.resize(bytes);
+      if (blocks_.carries_bytes()) buf.second.resize(bytes);
       blocks_.get_block(buf.second.data(), m.from);
     } else if (m.to.rank == me_) {
       blocks_.get_block(blocks_.local(m.to.slot).data(), m.from);
       stats_.dgfm_bytes += static_cast<std::int64_t>(bytes);
     } else {
-      relay.emplace_back(std::vector<std::byte>(bytes), m.to);
+      relay.emplace_back(std::vector<std::byte>(blocks_.carries_bytes() ? bytes : 0), m.to);
       blocks_.get_block(relay.back().first.data(), m.from);
       stats_.dgfm_bytes += static_cast<std::int64_t>(bytes);
     }
@@ -290,12 +293,14 @@ void InstanceLoop::run_step() {
     (g.prefill ? stats_.prefill_tokens : stats_.decode_tokens) += g.tokens;
   }
   const std::size_t bytes = blocks_.slot_bytes();
-  std::vector<std::byte> pulled(pulls.size() * bytes);
+  // A transport that counts instead of moving (the simulator's) gets no buffers.
+  const bool carries = blocks_.carries_bytes();
+  std::vector<std::byte> pulled(carries ? pulls.size() * bytes : 0);
   for (std::size_t k = 0; k < pulls.size(); ++k) {
-    blocks_.get_block(pulled.data() + k * bytes, pulls[k]);
+    blocks_.get_block(carries ? pulled.data() + k * bytes : nullptr, pulls[k]);
   }
   if (!pulls.empty()) blocks_.flush_all();
-  stats_.pull_bytes += static_cast<std::int64_t>(pulled.size());
+  stats_.pull_bytes += static_cast<std::int64_t>(pulls.size() * bytes);
   stats_.comm_s += since(tp);
   stats_.batch = static_cast<std::int32_t>(items.size());
   finish(executor_.step(items, pulled, exchange_, stats_));

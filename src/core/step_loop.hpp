@@ -86,6 +86,9 @@ struct ManagerHooks {
   std::function<void(RequestId, std::vector<std::uint8_t>&& record, int preemptions)> on_result;
   std::function<void(const Verdict&, int preemptions)> on_failed;
   std::function<void(const ClusterStep&)> on_step;
+  // Seconds since the run started, for ClusterStep::wall_s: the steady clock unless given (a
+  // simulator gives its simulated time).
+  std::function<double()> clock;
 };
 
 // The gManager's side of the loop (instance 0): admission, every boundary's decisions, and the

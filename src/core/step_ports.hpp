@@ -85,6 +85,9 @@ class BlockTransport {
   virtual std::int32_t slots() const = 0;
   // This instance's own slot, for the KV pool the executor computes on.
   virtual std::span<std::byte> local(SlotId slot) = 0;
+  // False for a transport that counts blocks instead of moving bytes (the simulator's): the
+  // loop then hands it null buffers and allocates none.
+  virtual bool carries_bytes() const { return true; }
   // One slot's bytes to (rank, slot) / from (rank, slot); complete at flush_all().
   virtual void put_block(const void* src, BlockRef dst) = 0;
   virtual void get_block(void* dst, BlockRef src) = 0;

@@ -58,7 +58,7 @@ RunSummary Engine::run(const std::vector<model::GenRequest>& requests,
   std::vector<std::int32_t> nodes = control.nodes();
   std::optional<ManagerLoop> manager;
   if (rank_ == 0) {
-    manager.emplace(model::gmanager_config(size_, block_bytes, options_, std::move(nodes)),
+    manager.emplace(gmanager_config(size_, block_bytes, options_, std::move(nodes)),
                     manager_hooks(requests, hooks));
     model::submit_requests(
         *manager, requests, to_run, forward_.config().max_position_embeddings,
@@ -71,7 +71,7 @@ RunSummary Engine::run(const std::vector<model::GenRequest>& requests,
   lo.stop = hooks.stop;
   lo.after_step = hooks.after_step;
   lo.cut_every_fill_step = hooks.cut_every_fill_step;
-  InstanceLoop loop(control, pool, executor, model::rmanager_config(RankId{rank_}, options_), lo,
+  InstanceLoop loop(control, pool, executor, rmanager_config(RankId{rank_}, options_), lo,
                     manager ? &*manager : nullptr);
   const InstanceLoop::Ran ran = loop.run();
   if (!manager) return RunSummary{.stopped = ran.stopped};

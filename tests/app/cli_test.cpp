@@ -156,16 +156,45 @@ TEST(ParseBench, BadValuesNameTheirOption) {
   EXPECT_EQ(bench_rejects({"--full"}), "name");
 }
 
-TEST(ParseHelpOnly, EverySubcommandHasHelp) {
-  for (const auto& c : subcommands()) {
-    if (std::string(c.name) == "generate") continue;
-    const auto help = parse_help_only(c.name, {"--help"});
-    ASSERT_TRUE(help) << c.name;
-    EXPECT_NE(help->find(std::string("infllm ") + c.name), std::string::npos);
-  }
+TEST(ParseSimulate, DefaultsListsAndRefusals) {
+  const SimulateConfig d = parse_simulate({}).config;
+  EXPECT_EQ(d.device, "a100-80gb");
+  EXPECT_EQ(d.instances, std::vector<int>{8});
+  EXPECT_EQ(d.policies.size(), 2u);
+  EXPECT_EQ(d.engine.instance.max_batch_tokens, 2048);
+  const SimulateConfig c =
+      parse_simulate({"--instances=2,4,32", "--policy", "pooled", "--fill-waits=off", "--tp", "2"})
+          .config;
+  EXPECT_EQ(c.instances, (std::vector<int>{2, 4, 32}));
+  ASSERT_EQ(c.policies.size(), 1u);
+  EXPECT_EQ(c.policies[0], KvPolicy::kPooled);
+  EXPECT_FALSE(c.engine.fill_waits);
+  EXPECT_EQ(c.tp, 2);
+  const auto rejects = [](std::vector<std::string> args) {
+    try {
+      parse_simulate(args);
+    } catch (const UsageError& e) {
+      return e.option();
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(rejects({"--instances=2,,4"}), "instances");
+  EXPECT_EQ(rejects({"--instances=0"}), "instances");
+  EXPECT_EQ(rejects({"--policy=shared"}), "policy");
+  EXPECT_EQ(rejects({"--long-min=10", "--long-max=5"}), "long-max");
+  EXPECT_EQ(rejects({"--memory-fraction=nan"}), "memory-fraction");
+  EXPECT_EQ(rejects({"--frobnicate"}), "frobnicate");
 }
 
 using infllm::testing::run_infllm;
+
+TEST(InfllmExecutable, EverySubcommandHasHelp) {
+  for (const auto& c : subcommands()) {
+    const auto [code, out] = run_infllm(std::string(c.name) + " --help");
+    EXPECT_EQ(code, 0) << c.name << ": " << out;
+    EXPECT_NE(out.find(std::string("infllm ") + c.name), std::string::npos) << out;
+  }
+}
 
 TEST(InfllmExecutable, HelpListsTheSubcommands) {
   const auto [code, out] = run_infllm("--help");

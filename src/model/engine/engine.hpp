@@ -19,11 +19,6 @@
 
 namespace infllm::model {
 
-// Instance `me`'s rManager settings.
-RManagerConfig rmanager_config(RankId me, const EngineOptions& options);
-// The gManager's settings for `instances` instances on `nodes` (node of each instance).
-GManagerConfig gmanager_config(std::int32_t instances, std::size_t block_bytes,
-                               const EngineOptions& options, std::vector<std::int32_t> nodes);
 // The result of a request that ended without a step.
 GenResult ended(const GenRequest& request, GenStatus status, std::string reason);
 // Instance 0: every request of `to_run` (indices into `requests`) goes to the gManager, or to
