@@ -270,8 +270,27 @@ void GManager::place(const std::vector<StepReport>& reports, std::vector<RankDec
   // The lending cap counts too: a rank's free slots beyond what it may still lend serve only
   // its own requests, so the room any one request can reach is everything lendable plus the
   // largest such home-only remainder.
+  // With the local policy no slot is lent, so each instance is a cluster of its own: a request
+  // fits where that instance's free slots, less its own running requests' remaining growth
+  // (reserve), cover it; `loads` carries each instance's room and the headroom is the largest.
+  const bool local = config_.policy == KvPolicy::kLocal;
+  const auto local_headroom = [&loads] {
+    std::int64_t h = 0;
+    for (const auto& l : loads) h = std::max<std::int64_t>(h, l.free_blocks);
+    return h;
+  };
   std::int64_t headroom = 0;
-  if (config_.reserve_growth) {
+  if (local) {
+    if (config_.reserve_growth) {
+      for (std::size_t r = 0; r < loads.size(); ++r) {
+        const std::int64_t growth =
+            (reports[r].expected_work + config_.block_tokens - 1) / config_.block_tokens;
+        loads[r].free_blocks =
+            static_cast<std::int32_t>(std::max<std::int64_t>(0, loads[r].free_blocks - growth));
+      }
+    }
+    headroom = local_headroom();
+  } else if (config_.reserve_growth) {
     std::int32_t home_only = 0;
     for (std::size_t r = 0; r < free_.size(); ++r) {
       const auto f = static_cast<std::int32_t>(free_[r].size());
@@ -296,11 +315,11 @@ void GManager::place(const std::vector<StepReport>& reports, std::vector<RankDec
     if (blocks > headroom && !running_.empty()) break;
     const auto rank = choose_instance(loads, std::min(blocks, 2), blocks);
     if (!rank) break;  // no room now; the queue waits for finishing requests
-    headroom -= blocks;
     queue_.erase(queue_.begin());
     InstanceLoad& l = loads[static_cast<std::size_t>(rank->value())];
     l.expected_work += total;
     l.free_blocks -= std::min(l.free_blocks, blocks);
+    headroom = local ? local_headroom() : headroom - blocks;
     running_.emplace(spec.id, Running{spec, *rank});
     by_age_.insert({spec.age, spec.id});
     at_rank_[static_cast<std::size_t>(rank->value())].insert({spec.age, spec.id});

@@ -61,7 +61,7 @@ ModelShape load_model_shape(const std::string& path);
 // One batch item of a step, as the cost model sees it.
 struct ItemCost {
   std::int64_t tokens = 0;   // query tokens this step
-  std::int64_t context = 0;  // positions attended (including this step's)
+  std::int64_t context = 0;  // positions attended here (including this step's)
   bool logits = false;       // the step ends with a sampled token
 };
 

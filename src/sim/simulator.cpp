@@ -159,12 +159,16 @@ class SimExecutor final : public StepExecutor {
     double first_token_s = 0;
   };
   double& clock() { return clocks_[static_cast<std::size_t>(rank_)]; }
+  // The attention this instance computes itself: over the blocks at home and pulled ones (a
+  // creditor answers for the blocks it holds, and pays for it in take_serve()).
   std::vector<ItemCost> costs(std::span<const StepItem> items) const {
     std::vector<ItemCost> out;
     for (const StepItem& item : items) {
       const Growth& g = item.growth;
-      out.push_back(ItemCost{g.tokens, g.first_pos + g.tokens,
-                             g.first_pos + g.tokens == seqs_.at(g.request).len});
+      std::int64_t here = 0;
+      for (const KvBlock& b : item.plan.local) here += b.tokens;
+      for (const KvBlock& b : item.plan.pulled) here += b.tokens;
+      out.push_back(ItemCost{g.tokens, here, g.first_pos + g.tokens == seqs_.at(g.request).len});
     }
     return out;
   }

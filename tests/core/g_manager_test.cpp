@@ -194,6 +194,29 @@ TEST(GManager, LocalPolicyNeverGrants) {
   EXPECT_EQ(d[0].preempt.size(), 1u);
 }
 
+// Local policy, reserve admission: each instance reserves only its own requests' growth. A
+// request that fits an idle instance is placed there whatever another instance still owes its
+// own requests, and not on that other instance.
+TEST(GManager, LocalPolicyReservesGrowthPerInstance) {
+  GManagerConfig c = config(2);
+  c.policy = KvPolicy::kLocal;
+  GManager gm(c);
+  gm.submit(RequestSpec{RequestId{1}, 8, 20, 0});  // 7 blocks
+  const auto first = gm.decide(reports({8, 8}));
+  ASSERT_EQ(gm.status(RequestId{1}), RequestStatus::kRunning);
+  const std::size_t home1 = first[0].placements.empty() ? 1 : 0;
+  const std::size_t other = 1 - home1;
+  gm.submit(RequestSpec{RequestId{2}, 20, 4, 1});  // 6 blocks
+  auto reps = reports({8, 8});
+  reps[home1].free_slots.resize(6);
+  reps[home1].lend_limit = 6;
+  reps[home1].expected_work = 20;  // 5 more blocks for request 1: 1 block of room left there
+  const auto d = gm.decide(reps);
+  ASSERT_EQ(gm.status(RequestId{2}), RequestStatus::kRunning);
+  EXPECT_EQ(d[other].placements.size(), 1u);
+  EXPECT_TRUE(d[home1].placements.empty());
+}
+
 TEST(GManager, RejectsAtSubmitWhatTheEmptyClusterCannotHold) {
   GManager gm(config(2));  // 8 own + 8 lendable blocks of 4 tokens
   EXPECT_FALSE(gm.submit(RequestSpec{RequestId{1}, 60, 4, 0}).has_value());
