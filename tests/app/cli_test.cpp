@@ -9,6 +9,7 @@
 #include "app/cli.hpp"
 #include "core/errors.hpp"
 #include "support/run_command.hpp"
+#include "support/temp_dir.hpp"
 
 namespace infllm::app {
 namespace {
@@ -194,6 +195,29 @@ TEST(InfllmExecutable, EverySubcommandHasHelp) {
     EXPECT_EQ(code, 0) << c.name << ": " << out;
     EXPECT_NE(out.find(std::string("infllm ") + c.name), std::string::npos) << out;
   }
+}
+
+// `infllm simulate` as users run it: a table, the ratio line and the CSV; a JSONL workload with a
+// key it does not know is refused naming the file and the key (exit 2).
+TEST(InfllmExecutable, SimulateWritesItsTableAndRefusesBadWorkloads) {
+  infllm::testing::TempDir tmp("infllm-simulate-test");
+  const std::string csv = (tmp.path() / "sim.csv").string();
+  auto [code, out] = run_infllm(
+      "simulate --instances 2,4 --short 8 --long 2 --long-min 5000 "
+      "--long-max 9000 --csv " +
+      csv);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("throughput pooled / local"), std::string::npos) << out;
+  std::ifstream in(csv);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  EXPECT_EQ(lines, 5);  // header + 2 counts x 2 policies
+  const std::string bad = (tmp.path() / "bad.jsonl").string();
+  std::ofstream(bad) << "{\"prompt_tokens\": 10, \"max_new_tokens\": 2, \"temperature\": 1}\n";
+  const auto refused = run_infllm("simulate --input " + bad);
+  EXPECT_EQ(refused.code, 2) << refused.out;
+  EXPECT_NE(refused.out.find(bad), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("temperature"), std::string::npos) << refused.out;
 }
 
 TEST(InfllmExecutable, HelpListsTheSubcommands) {
