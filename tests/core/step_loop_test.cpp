@@ -243,6 +243,40 @@ class FailingExecutor final : public StepExecutor {
   int steps_ = 0;
 };
 
+// What the gManager's side reports into `out`.
+ManagerHooks collecting(Outcome& out) {
+  ManagerHooks hooks;
+  hooks.on_result = [&out](RequestId id, std::vector<std::uint8_t>&& record, int) {
+    out.results[id.value()] = std::string(record.begin(), record.end());
+  };
+  hooks.on_failed = [&out](const Verdict& v, int) {
+    out.ended[v.request.value()] = end_reason_name(v.reason);
+  };
+  return hooks;
+}
+
+GManagerConfig manager_config(const RunOptions& o, std::vector<std::int32_t> nodes) {
+  GManagerConfig gc;
+  gc.shape.capacity.assign(static_cast<std::size_t>(o.instances), o.capacity);
+  gc.shape.max_lend_fraction = 0.5;
+  gc.node_of_rank = std::move(nodes);
+  gc.policy = o.policy;
+  gc.block_tokens = kBlockTokens;
+  gc.dgfm_max_moves = o.dgfm_moves;
+  gc.reserve_growth = o.reserve_growth;
+  return gc;
+}
+
+RManagerConfig instance_config(std::int32_t r, const RunOptions& o) {
+  RManagerConfig rc;
+  rc.rank = RankId{r};
+  rc.capacity = o.capacity;
+  rc.block_tokens = kBlockTokens;
+  rc.max_lend_fraction = 0.5;
+  rc.batch = BatchLimits{96, 8, 64};
+  return rc;
+}
+
 Outcome run(const Workload& w, const RunOptions& o) {
   InProcessCluster cluster(o.instances, kSlotBytes, o.capacity, /*per_node=*/2);
   Gate gate;
@@ -253,22 +287,7 @@ Outcome run(const Workload& w, const RunOptions& o) {
                                                            /*slow=*/r == 1));
   }
   Outcome out;
-  ManagerHooks hooks;
-  hooks.on_result = [&](RequestId id, std::vector<std::uint8_t>&& record, int) {
-    out.results[id.value()] = std::string(record.begin(), record.end());
-  };
-  hooks.on_failed = [&](const Verdict& v, int) {
-    out.ended[v.request.value()] = end_reason_name(v.reason);
-  };
-  GManagerConfig gc;
-  gc.shape.capacity.assign(static_cast<std::size_t>(o.instances), o.capacity);
-  gc.shape.max_lend_fraction = 0.5;
-  gc.node_of_rank = cluster.control(0).nodes();
-  gc.policy = o.policy;
-  gc.block_tokens = kBlockTokens;
-  gc.dgfm_max_moves = o.dgfm_moves;
-  gc.reserve_growth = o.reserve_growth;
-  ManagerLoop manager(gc, hooks);
+  ManagerLoop manager(manager_config(o, cluster.control(0).nodes()), collecting(out));
   for (const RequestSpec& spec : w.requests) {
     if (const auto v = manager.submit(spec))
       out.ended[spec.id.value()] = end_reason_name(v->reason);
@@ -279,12 +298,7 @@ Outcome run(const Workload& w, const RunOptions& o) {
   lo.cut_every_fill_step = o.cut_fills;
   lo.check_invariants = true;
   cluster.run([&](std::int32_t r) {
-    RManagerConfig rc;
-    rc.rank = RankId{r};
-    rc.capacity = o.capacity;
-    rc.block_tokens = kBlockTokens;
-    rc.max_lend_fraction = 0.5;
-    rc.batch = BatchLimits{96, 8, 64};
+    const RManagerConfig rc = instance_config(r, o);
     StepExecutor& inner = *executors[static_cast<std::size_t>(r)];
     FailingExecutor failing(inner);
     StepExecutor& executor = r == o.fail_rank ? static_cast<StepExecutor&>(failing) : inner;
@@ -368,32 +382,14 @@ TEST(StepLoop, PhasesDrivenByOneThreadTakeTheThreadedRunsDecisions) {
   InProcessCluster cluster(o.instances, kSlotBytes, o.capacity, 2);
   std::vector<std::unique_ptr<CheckingExecutor>> executors;
   Outcome out;
-  ManagerHooks hooks;
-  hooks.on_result = [&](RequestId id, std::vector<std::uint8_t>&& record, int) {
-    out.results[id.value()] = std::string(record.begin(), record.end());
-  };
-  hooks.on_failed = [&](const Verdict& v, int) {
-    out.ended[v.request.value()] = end_reason_name(v.reason);
-  };
-  GManagerConfig gc;
-  gc.shape.capacity.assign(static_cast<std::size_t>(o.instances), o.capacity);
-  gc.shape.max_lend_fraction = 0.5;
-  gc.node_of_rank = cluster.control(0).nodes();
-  gc.block_tokens = kBlockTokens;
-  gc.dgfm_max_moves = o.dgfm_moves;
-  ManagerLoop manager(gc, hooks);
+  ManagerLoop manager(manager_config(o, cluster.control(0).nodes()), collecting(out));
   for (const RequestSpec& spec : w.requests) ASSERT_FALSE(manager.submit(spec));
   LoopOptions lo;
   lo.fill_waits = false;
   std::vector<std::unique_ptr<InstanceLoop>> loops;
   for (std::int32_t r = 0; r < o.instances; ++r) {
     executors.push_back(std::make_unique<CheckingExecutor>(cluster, r, nullptr, false));
-    RManagerConfig rc;
-    rc.rank = RankId{r};
-    rc.capacity = o.capacity;
-    rc.block_tokens = kBlockTokens;
-    rc.max_lend_fraction = 0.5;
-    rc.batch = BatchLimits{96, 8, 64};
+    const RManagerConfig rc = instance_config(r, o);
     loops.push_back(std::make_unique<InstanceLoop>(cluster.control(r), cluster.blocks(r),
                                                    *executors.back(), rc, lo,
                                                    r == 0 ? &manager : nullptr));
