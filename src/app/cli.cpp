@@ -310,7 +310,7 @@ Parsed<SimulateConfig> parse_simulate(const std::vector<std::string>& args) {
       ("pool-blocks", po::value(&c.pool_blocks)->default_value(c.pool_blocks), "rBlocks per instance (0 = what the device memory holds after the weights)")
       ("memory-fraction", po::value(&c.memory_fraction)->default_value(c.memory_fraction), "of each device's memory, for the weights and the pool")
       ("policy", po::value(&policy)->default_value(policy), "local | pooled | both (one run each, the same scheduler)")
-      ("input", po::value(&c.input)->default_value(""), "workload: JSONL with prompt_tokens and max_new_tokens per line (instead of the generated one)")
+      ("input", po::value(&c.input)->default_value(""), "workload: JSONL with prompt_tokens and max_new_tokens per line, and arrival_s if not all at once (instead of the generated one)")
       ("short", po::value(&c.short_count)->default_value(c.short_count), "generated workload: chat-like requests")
       ("short-prompt", po::value(&c.short_prompt)->default_value(c.short_prompt), "their prompt tokens")
       ("short-new", po::value(&c.short_new)->default_value(c.short_new), "their new tokens")
@@ -318,7 +318,8 @@ Parsed<SimulateConfig> parse_simulate(const std::vector<std::string>& args) {
       ("long-min", po::value(&c.long_min)->default_value(c.long_min), "their shortest prompt")
       ("long-max", po::value(&c.long_max)->default_value(c.long_max), "their longest prompt (uniform in between)")
       ("long-new", po::value(&c.long_new)->default_value(c.long_new), "their new tokens")
-      ("seed", po::value(&c.seed)->default_value(c.seed), "seed of the generated workload's lengths and order")
+      ("rate", po::value(&c.rate)->default_value(c.rate), "generated workload: arrivals per second (Poisson); 0 = all at once (offline batch)")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "seed of the generated workload's lengths, order and arrivals")
       ("csv", po::value(&c.csv)->default_value(""), "also write the table as CSV here")
       ("block-tokens", po::value(&e.instance.block_tokens)->default_value(e.instance.block_tokens), "tokens per rBlock")
       ("max-batch-tokens", po::value(&e.instance.max_batch_tokens)->default_value(e.instance.max_batch_tokens), "token budget of one step per instance")
@@ -371,6 +372,7 @@ Parsed<SimulateConfig> parse_simulate(const std::vector<std::string>& args) {
   require_range("per-node", c.per_node, 1, 4096);
   require_range("pool-blocks", c.pool_blocks, std::int64_t{0}, std::int64_t{1} << 31);
   require_range("memory-fraction", c.memory_fraction, 0.01, 1.0);
+  require_range("rate", c.rate, 0.0, 1e9);
   require_range("short", c.short_count, std::int64_t{0}, std::int64_t{1} << 30);
   require_range("long", c.long_count, std::int64_t{0}, std::int64_t{1} << 30);
   require_range("short-prompt", c.short_prompt, std::int64_t{1}, std::int64_t{1} << 30);

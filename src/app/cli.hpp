@@ -117,18 +117,19 @@ struct SimulateConfig {
   std::string node_link = "nvlink3";  // between instances of one node
   std::string net_link = "ib-hdr";    // between nodes
   std::string model = "llama2-7b";
-  int tp = 1;                         // devices per instance (tensor parallel)
-  std::vector<int> instances{8};      // one run per count (--instances 2,4,8)
+  int tp = 1;                     // devices per instance (tensor parallel)
+  std::vector<int> instances{8};  // one run per count (--instances 2,4,8)
   int per_node = 8;
-  std::int64_t pool_blocks = 0;       // rBlocks per instance; 0 = what the device memory holds
-  double memory_fraction = 0.9;       // of the device memory, for the weights and the pool
+  std::int64_t pool_blocks = 0;  // rBlocks per instance; 0 = what the device memory holds
+  double memory_fraction = 0.9;  // of the device memory, for the weights and the pool
   std::vector<KvPolicy> policies{KvPolicy::kLocal, KvPolicy::kPooled};
   // The workload: --input (JSONL: prompt_tokens, max_new_tokens per line), or generated.
   std::string input;
   std::int64_t short_count = 64, short_prompt = 512, short_new = 128;
   std::int64_t long_count = 8, long_min = 8000, long_max = 200000, long_new = 64;
+  double rate = 0;  // requests per second (Poisson); 0 = all at once
   std::uint64_t seed = 0;
-  std::string csv;                    // also write the table here
+  std::string csv;  // also write the table here
   bool check_invariants = kDebugBuild;
   // The engine's options (block tokens, batch limits, lending, remote attention, DGFM, fill
   // waits, admission); the batch limits default to GPU-sized ones (2048 tokens, 64 sequences).

@@ -1,5 +1,6 @@
 // cmd_simulate.cpp: `infllm simulate` (docs/simulate.md): the cluster simulator's runs, one per
 // instance count and policy, as a table on stdout and optionally CSV.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -37,8 +38,9 @@ std::string profile_path(const std::string& kind, const std::string& name_or_pat
   return p.string();
 }
 
-// JSONL: one request per line, {"prompt_tokens": N, "max_new_tokens": M}; "tokens" (an array)
-// may stand for the prompt, as in generate's input.
+// JSONL: one request per line, {"prompt_tokens": N, "max_new_tokens": M, "arrival_s": T}
+// (arrival_s optional: 0); "tokens" (an array) may stand for the prompt, as in generate's input,
+// and "id" is allowed.
 std::vector<sim::SimRequest> read_workload(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw InputError(path, "", "cannot be opened");
@@ -56,7 +58,7 @@ std::vector<sim::SimRequest> read_workload(const std::string& path) {
     if (!j.is_object()) throw InputError(path, where, "is not a JSON object");
     for (const auto& [k, v] : j.items()) {
       if (k != "prompt_tokens" && k != "max_new_tokens" && k != "tokens" && k != "id" &&
-          k != "text") {
+          k != "arrival_s") {
         throw InputError(path, where, "unknown key '" + k + "'");
       }
     }
@@ -72,6 +74,13 @@ std::vector<sim::SimRequest> read_workload(const std::string& path) {
       throw InputError(path, where, "needs max_new_tokens (an integer)");
     }
     r.max_new_tokens = j.at("max_new_tokens").get<std::int64_t>();
+    if (j.contains("arrival_s")) {
+      const auto& a = j.at("arrival_s");
+      if (!a.is_number() || !std::isfinite(a.get<double>()) || a.get<double>() < 0) {
+        throw InputError(path, where, "arrival_s must be a number of seconds, at least 0");
+      }
+      r.arrival_s = a.get<double>();
+    }
     if (r.prompt_tokens <= 0 || r.max_new_tokens <= 0) {
       throw InputError(path, where, "prompt_tokens and max_new_tokens must be positive");
     }
@@ -138,6 +147,7 @@ int run_simulate(const SimulateConfig& c) {
     w.long_min = c.long_min;
     w.long_max = c.long_max;
     w.long_new = c.long_new;
+    w.rate = c.rate;
     w.seed = c.seed;
     workload = sim::make_workload(w);
     if (workload.empty()) throw UsageError("short", "the generated workload has no request");

@@ -220,6 +220,7 @@ SimResult simulate(const CostModel& cost, const std::vector<SimRequest>& request
   for (std::size_t i = 0; i < requests.size(); ++i) {
     out.requests[i].id = static_cast<std::int64_t>(i);
     out.requests[i].prompt_tokens = requests[i].prompt_tokens;
+    out.requests[i].arrival_s = requests[i].arrival_s;
   }
   ManagerHooks mh;
   mh.on_result = [&](RequestId id, std::vector<std::uint8_t>&& bytes, int preemptions) {
@@ -242,11 +243,22 @@ SimResult simulate(const CostModel& cost, const std::vector<SimRequest>& request
   // The managers' settings are the engine's own (core/engine_options.hpp).
   const GManagerConfig gc = gmanager_config(n, block_bytes, e, nodes);
   ManagerLoop manager(gc, mh);
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    const RequestSpec spec{RequestId{static_cast<std::int64_t>(i)}, requests[i].prompt_tokens,
-                           requests[i].max_new_tokens, static_cast<std::int64_t>(i)};
-    if (manager.submit(spec)) out.requests[i].status = "rejected";
-  }
+  // Requests in arrival order (stable: equal arrivals keep their order, which is their age).
+  std::vector<std::size_t> arrivals(requests.size());
+  for (std::size_t i = 0; i < arrivals.size(); ++i) arrivals[i] = i;
+  std::stable_sort(arrivals.begin(), arrivals.end(), [&](std::size_t a, std::size_t b) {
+    return requests[a].arrival_s < requests[b].arrival_s;
+  });
+  std::size_t arrived = 0;
+  // Submits every request that has arrived by `now`.
+  const auto admit_arrivals = [&] {
+    for (; arrived < arrivals.size() && requests[arrivals[arrived]].arrival_s <= now; ++arrived) {
+      const std::size_t i = arrivals[arrived];
+      const RequestSpec spec{RequestId{static_cast<std::int64_t>(i)}, requests[i].prompt_tokens,
+                             requests[i].max_new_tokens, static_cast<std::int64_t>(arrived)};
+      if (manager.submit(spec)) out.requests[i].status = "rejected";
+    }
+  };
 
   LoopOptions lo;
   lo.remote = e.remote;
@@ -270,7 +282,13 @@ SimResult simulate(const CostModel& cost, const std::vector<SimRequest>& request
     std::vector<InstanceReport> reports;
     for (auto& loop : loops) reports.push_back(loop->report(step));
     now = *std::max_element(clocks.begin(), clocks.end()) + boundary_s;
+    // An idle cluster waits for the next request.
+    const GManager& gm = manager.gmanager();
+    if (gm.queued() == 0 && gm.running() == 0 && arrived < arrivals.size()) {
+      now = std::max(now, requests[arrivals[arrived]].arrival_s);
+    }
     std::fill(clocks.begin(), clocks.end(), now);
+    admit_arrivals();
     const std::vector<InstanceDecision> ds = manager.decide(step, std::move(reports));
     bool go = true;
     for (std::size_t r = 0; r < ranks; ++r) go = loops[r]->apply(ds[r]) && go;
@@ -282,10 +300,11 @@ SimResult simulate(const CostModel& cost, const std::vector<SimRequest>& request
       }
       manager.check(std::move(views));
     }
-    if (!go) {
+    if (!go && arrived == arrivals.size()) {
       manager.summary().steps = step - 1;
       break;
     }
+    if (!go) continue;  // nothing left until the next arrival
     for (std::size_t r = 0; r < ranks; ++r) clocks[r] += transports[r]->take_seconds(cost);
     for (std::size_t r = 0; r < ranks; ++r) {
       loops[r]->run_step();
@@ -314,7 +333,7 @@ SimResult simulate(const CostModel& cost, const std::vector<SimRequest>& request
     const std::int64_t total = r.prompt_tokens + r.generated;
     out.done_tokens += total;
     out.longest_done = std::max(out.longest_done, total);
-    finishes.push_back(r.finish_s);
+    finishes.push_back(r.finish_s - r.arrival_s);
   }
   out.median_finish_s = median(finishes);
   return out;
@@ -324,13 +343,19 @@ std::vector<SimRequest> make_workload(const WorkloadSpec& spec) {
   std::mt19937_64 rng(spec.seed);
   std::vector<SimRequest> out;
   for (std::int64_t i = 0; i < spec.short_count; ++i) {
-    out.push_back(SimRequest{spec.short_prompt, spec.short_new});
+    out.push_back(SimRequest{spec.short_prompt, spec.short_new, 0});
   }
   std::uniform_int_distribution<std::int64_t> len(spec.long_min,
                                                   std::max(spec.long_min, spec.long_max));
-  for (std::int64_t i = 0; i < spec.long_count; ++i)
-    out.push_back(SimRequest{len(rng), spec.long_new});
+  for (std::int64_t i = 0; i < spec.long_count; ++i) {
+    out.push_back(SimRequest{len(rng), spec.long_new, 0});
+  }
   std::shuffle(out.begin(), out.end(), rng);
+  if (spec.rate > 0) {
+    std::exponential_distribution<double> gap(spec.rate);
+    double t = 0;
+    for (SimRequest& r : out) r.arrival_s = t += gap(rng);
+  }
   return out;
 }
 

@@ -11,6 +11,8 @@
 //             creditor's clock also pays for the queries it answers; pulls cost their bytes
 //   fill      with fill waits, an instance whose clock is behind the slowest runs fill steps,
 //             layer by layer, until it catches up (a step cut part-way costs its layers)
+//   arrivals  a request reaches the gManager at the first boundary at or after its arrival;
+//             an idle cluster waits for the next one
 //
 // No second implementation of any scheduling rule exists here: placement, admission, batching,
 // preemption, loans and DGFM are the loop's and the managers' own.
@@ -29,6 +31,7 @@ namespace infllm::sim {
 struct SimRequest {
   std::int64_t prompt_tokens = 0;
   std::int64_t max_new_tokens = 0;
+  double arrival_s = 0;  // when it reaches the gManager (0: offline batch, all at once)
 };
 
 struct SimOptions {
@@ -43,6 +46,7 @@ struct RequestOutcome {
   std::string status;  // done | rejected | failed
   std::int64_t prompt_tokens = 0;
   std::int64_t generated = 0;
+  double arrival_s = 0;
   double first_token_s = 0;
   double finish_s = 0;
   int preemptions = 0;
@@ -56,17 +60,19 @@ struct SimResult {
   std::int64_t done_tokens = 0;          // prompt + generated tokens of the done requests
   double tokens_per_s() const { return makespan_s > 0 ? double(done_tokens) / makespan_s : 0; }
   std::int64_t longest_done = 0;  // prompt + generated of the longest done request
-  double median_finish_s = 0;     // of the done requests
+  double median_finish_s = 0;     // of the done requests: finish - arrival (completion time)
 };
 
 SimResult simulate(const CostModel& cost, const std::vector<SimRequest>& requests,
                    const SimOptions& options);
 
 // Seeded workload of the paper's shape: `short_count` chat-like requests and `long_count` long
-// documents (prompts uniform in [long_min, long_max]), interleaved in a seeded order.
+// documents (prompts uniform in [long_min, long_max]), interleaved in a seeded order; all at
+// once, or at `rate` requests per second (Poisson arrivals).
 struct WorkloadSpec {
   std::int64_t short_count = 0, short_prompt = 512, short_new = 128;
   std::int64_t long_count = 0, long_min = 1000, long_max = 100000, long_new = 64;
+  double rate = 0;  // requests per second; 0 = all at time 0
   std::uint64_t seed = 0;
 };
 std::vector<SimRequest> make_workload(const WorkloadSpec& spec);

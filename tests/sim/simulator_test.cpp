@@ -131,6 +131,38 @@ TEST(Simulator, EventsComeInOrder) {
   }
 }
 
+// Arrivals at a rate: no request starts before it arrives, an idle cluster waits for the next
+// one, and every request is served.
+TEST(Simulator, RequestsArriveAtARate) {
+  const CostModel cost = a100_llama7b();
+  WorkloadSpec w;
+  w.short_count = 20;
+  w.short_prompt = 100;
+  w.short_new = 10;
+  w.long_count = 2;
+  w.long_min = 600;
+  w.long_max = 900;
+  w.rate = 0.5;  // one every 2 s: far apart for these steps
+  w.seed = 9;
+  const std::vector<SimRequest> requests = make_workload(w);
+  double last = 0;
+  for (const SimRequest& r : requests) {
+    EXPECT_GE(r.arrival_s, last);
+    last = r.arrival_s;
+  }
+  EXPECT_GT(last, 10);
+  const SimResult r = simulate(cost, requests, small_cluster(KvPolicy::kPooled));
+  for (const RequestOutcome& q : r.requests) {
+    ASSERT_EQ(q.status, "done") << q.id;
+    EXPECT_GE(q.first_token_s, q.arrival_s) << q.id;
+    EXPECT_LE(q.finish_s, r.makespan_s) << q.id;
+  }
+  EXPECT_GE(r.makespan_s, last);
+  // Each request alone on the cluster: completion is a short request's own time, far below
+  // the run.
+  EXPECT_LT(r.median_finish_s, 1.0);
+}
+
 TEST(Simulator, LocalPolicyNeverBorrows) {
   const CostModel cost = a100_llama7b();
   const SimResult r = simulate(cost, mixed(3), small_cluster(KvPolicy::kLocal));
