@@ -1,6 +1,9 @@
 // hdf5_file.cpp: see hdf5_file.hpp.
 #include "io/hdf5_file.hpp"
 
+#include <cerrno>
+#include <cstring>
+
 #include <filesystem>
 
 #include "core/errors.hpp"
@@ -31,10 +34,26 @@ Hdf5Handle open_hdf5_read(const std::string& path) {
   return file;
 }
 
+Hdf5Handle create_hdf5_in_memory(const std::string& name) {
+  silence_hdf5_errors();
+  Hdf5Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 20, /*backing_store=*/false) < 0) {
+    throw InternalError(name + ": HDF5 could not set up an in-memory file");
+  }
+  Hdf5Handle file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+  if (!file.valid()) throw InternalError(name + ": HDF5 could not create an in-memory file");
+  return file;
+}
+
 Hdf5Handle create_hdf5(const std::string& path) {
   silence_hdf5_errors();
+  errno = 0;
   Hdf5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
-  if (!file.valid()) throw InputError(path, "", "cannot create HDF5 file (directory writable?)");
+  if (!file.valid()) {
+    const int err = errno;
+    throw OutputError(path, std::string("cannot create an HDF5 file") +
+                                (err != 0 ? std::string(": ") + std::strerror(err) : ""));
+  }
   return file;
 }
 

@@ -41,7 +41,11 @@ class Hdf5Handle {
 Hdf5Handle open_hdf5_read(const std::string& path);
 
 // Creates (truncates) an HDF5 file for writing; InputError naming the path on failure.
+// Throws OutputError naming `path` and the OS error when the file cannot be created.
 Hdf5Handle create_hdf5(const std::string& path);
+// A file that lives in memory only (HDF5's core driver, no backing store); its bytes come from
+// H5Fget_file_image. `name` is for messages.
+Hdf5Handle create_hdf5_in_memory(const std::string& name);
 
 // Silences HDF5's automatic error printing for this process (errors become InputError instead).
 void silence_hdf5_errors();

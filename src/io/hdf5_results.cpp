@@ -7,6 +7,7 @@
 
 #include "core/errors.hpp"
 #include "io/hdf5_file.hpp"
+#include "io/write_file.hpp"
 
 namespace infllm::io {
 
@@ -19,8 +20,10 @@ Hdf5Handle vlen_string_type() {
   return t;
 }
 
+// The file is built in memory: a failed call is HDF5's own failure (out of memory), not the
+// disk's.
 void check(herr_t rc, const std::string& path, const std::string& what) {
-  if (rc < 0) throw InternalError(path + ": HDF5 failed to write " + what);
+  if (rc < 0) throw InternalError(path + ": HDF5 failed to build " + what);
 }
 
 template <typename Get>
@@ -92,11 +95,26 @@ void write_column(hid_t group, const std::string& name, hid_t mem_type, hid_t fi
   }
 }
 
+// Builds the whole results file in memory (HDF5's core driver) and returns its bytes.
+std::string hdf5_file_image(const std::string& name, const std::vector<ResultRecord>& recs,
+                            const nlohmann::json& run_attributes, const RunTables* tables);
+
+// NOTE: the file is built in memory and written with io::write_file, so every disk write is
+// ours to check: HDF5 writing to disk itself left datasets it could not flush (disk full, a size
+// limit) open inside the library, which crashed at exit while closing them again.
 void write_hdf5_results(const std::string& path, const std::vector<ResultRecord>& recs,
                         const nlohmann::json& run_attributes, const RunTables* tables) {
-  const std::string tmp = path + ".tmp";
+  // write_file: a temporary file renamed into place, OutputError naming `path` and the OS error,
+  // nothing half-written left; the journal beside `path` keeps every record for --resume.
+  write_file(path, hdf5_file_image(path, recs, run_attributes, tables));
+}
+
+std::string hdf5_file_image(const std::string& name, const std::vector<ResultRecord>& recs,
+                            const nlohmann::json& run_attributes, const RunTables* tables) {
+  const std::string& tmp = name;  // what the messages name
+  std::string image;
   {
-    Hdf5Handle file = create_hdf5(tmp);
+    Hdf5Handle file = create_hdf5_in_memory(name);
     Hdf5Handle group(H5Gcreate2(file.get(), "/results", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     const hid_t g = group.get();
     write_strings(
@@ -172,8 +190,14 @@ void write_hdf5_results(const std::string& path, const std::vector<ResultRecord>
         H5Acreate2(file.get(), "complete", H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
     check(H5Awrite(attr.get(), H5T_NATIVE_INT32, &one), tmp, "complete");
     check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), tmp, "flush");
+    const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+    if (size < 0) throw InternalError(name + ": HDF5 could not size the file image");
+    image.resize(static_cast<std::size_t>(size));
+    if (H5Fget_file_image(file.get(), image.data(), image.size()) != size) {
+      throw InternalError(name + ": HDF5 could not copy the file image");
+    }
   }
-  std::filesystem::rename(tmp, path);
+  return image;
 }
 
 std::vector<ResultRecord> read_hdf5_results(const std::string& path) {

@@ -141,6 +141,26 @@ TEST_F(Generate, UnwritableMetricsExitFiveAndTheOutputIsComplete) {
   EXPECT_TRUE(fs::is_character_file("/dev/full"));
 }
 
+// An HDF5 output that cannot be written (its temporary file is /dev/full) is exit 5 naming the
+// output and the OS error; no temporary file stays, and --resume makes the file from the
+// journal once the obstacle is gone.
+TEST_F(Generate, UnwritableHdf5OutputExitFiveAndResumes) {
+  const auto in = write("h5full.jsonl", kInput);
+  const auto out = path("h5full.out.h5");
+  fs::create_symlink("/dev/full", out + ".tmp");
+  const std::string cmd =
+      "generate --quiet --model " + model() + " --input " + in + " --output " + out;
+  const Result r = infllm(cmd);
+  EXPECT_EQ(r.code, 5) << r.out;
+  EXPECT_NE(r.out.find(out + ": write failed: No space left on device"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(fs::symlink_status(out + ".tmp")));
+  EXPECT_FALSE(fs::exists(out));
+  const Result resumed = infllm(cmd + " --resume");
+  EXPECT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_TRUE(fs::exists(out));
+}
+
 TEST_F(Generate, GreedyRunsAreReproducible) {
   const auto in = write("repro.jsonl", kInput);
   ASSERT_EQ(infllm("generate --quiet --model " + model() + " --input " + in + " --output " +

@@ -57,7 +57,7 @@ TEST(Hdf5File, TextFileIsNotHdf5) {
 }
 
 TEST(Hdf5File, UnwritableDirectoryNamesThePath) {
-  EXPECT_THROW(create_hdf5("/nonexistent/dir/out.h5"), InputError);
+  EXPECT_THROW(create_hdf5("/nonexistent/dir/out.h5"), OutputError);
 }
 
 TEST(Hdf5File, MovedHandleClosesOnce) {

@@ -1,9 +1,11 @@
 // results_test.cpp: result sinks: one JSONL line per record, existing outputs refused, HDF5
 // built whole from its journal and readable by an independent reader (h5dump).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -116,6 +118,54 @@ TEST(Hdf5Sink, BuildsACompleteFileFromTheJournal) {
   EXPECT_NE(dump.find("(5, 6, 7)"), std::string::npos) << dump;
   EXPECT_NE(dump.find("ATTRIBUTE \"complete\""), std::string::npos) << dump;
   EXPECT_NE(dump.find("\"ranks\":4"), std::string::npos) << dump;
+}
+
+// A write that fails part-way (here a file size limit: EFBIG) is an OutputError naming the
+// output and the OS error; no temporary file stays, the journal keeps every record, and once the
+// obstacle is gone the same sink's records make the file.
+TEST(Hdf5Sink, AFailedWriteNamesTheOutputAndLeavesNothingHalfWritten) {
+  const auto path = (temp_dir() / "limited.h5").string();
+  fs::remove(path);
+  fs::remove(path + ".journal");
+  std::vector<ResultRecord> many;
+  for (int i = 0; i < 400; ++i) {
+    ResultRecord r = sample_records()[0];
+    r.id = "doc-" + std::to_string(i);
+    r.text.assign(200, 'x');
+    many.push_back(r);
+  }
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto previous = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of the signal
+  struct rlimit small = old;
+  small.rlim_cur = 16 * 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  bool threw = false;
+  try {
+    write_hdf5_results(path, many, {{"model", "micro"}}, nullptr);
+  } catch (const OutputError& e) {
+    threw = true;
+    EXPECT_EQ(e.file(), path);
+    EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  std::signal(SIGXFSZ, previous);
+  EXPECT_TRUE(threw);
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  write_hdf5_results(path, many, {{"model", "micro"}}, nullptr);
+  EXPECT_EQ(read_hdf5_results(path).size(), 400u);
+}
+
+// The temporary file is /dev/full: OutputError naming the output, and the temporary name goes.
+TEST(Hdf5Sink, AnUncreatableFileIsAnOutputError) {
+  const auto path = (temp_dir() / "full.h5").string();
+  fs::remove(path);
+  fs::remove(path + ".tmp");
+  fs::create_symlink("/dev/full", path + ".tmp");
+  EXPECT_THROW(write_hdf5_results(path, sample_records(), {}, nullptr), OutputError);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(path + ".tmp")));
+  EXPECT_FALSE(fs::exists(path));
 }
 
 TEST(Hdf5Sink, StaleJournalIsRefused) {
