@@ -4,9 +4,9 @@
 //
 // Each boundary, every RManager's StepReport goes through an in-memory control channel to the
 // GManager, and each RankDecision comes back the same way: the very messages src/dist sends with
-// MPI_Gatherv / MPI_Scatterv, copied by value. Then every instance runs its step (RManager::run_step:
-// growth and completion by the specs). Tests and `bench core` drive it: submit requests, step,
-// check invariants.
+// MPI_Gatherv / MPI_Scatterv, copied by value. Then every instance runs its step
+// (RManager::run_step: growth and completion by the specs). Tests and `bench core` drive it: submit
+// requests, step, check invariants.
 //
 // check_invariants() checks every component and the cross-rank rule of docs/design.md
 // (cluster_check.hpp, the same check the MPI engine runs with --check-invariants).
