@@ -330,7 +330,7 @@ Parsed<SimulateConfig> parse_simulate(const std::vector<std::string>& args) {
       ("dgfm-budget-mb", po::value(&dgfm_budget_mb)->default_value(dgfm_budget_mb), "most KV the DGFM moves per boundary, MiB")
       ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "on | off")
       ("admission", po::value(&admission)->default_value(admission), "reserve | optimistic")
-      ("check-invariants", po::bool_switch(&c.check_invariants)->default_value(c.check_invariants), "check every rManager, the gManager, the ledger and the cross-instance rule at every boundary");
+      ("check-invariants", po::bool_switch(&e.check_invariants)->default_value(e.check_invariants), "check every rManager, the gManager, the ledger and the cross-instance rule at every boundary");
   // clang-format on
   const auto vm = parse(args, desc, nullptr);
   if (vm.count("help")) {

@@ -130,13 +130,13 @@ struct SimulateConfig {
   double rate = 0;  // requests per second (Poisson); 0 = all at once
   std::uint64_t seed = 0;
   std::string csv;  // also write the table here
-  bool check_invariants = kDebugBuild;
   // The engine's options (block tokens, batch limits, lending, remote attention, DGFM, fill
   // waits, admission); the batch limits default to GPU-sized ones (2048 tokens, 64 sequences).
   EngineOptions engine = [] {
     EngineOptions e;
     e.instance.max_batch_tokens = 2048;
     e.instance.max_num_seqs = 64;
+    e.check_invariants = kDebugBuild;
     return e;
   }();
 };

@@ -155,7 +155,6 @@ int run_simulate(const SimulateConfig& c) {
   sim::SimOptions o;
   o.per_node = c.per_node / c.tp;  // instances per node
   o.engine = c.engine;
-  o.check_invariants = c.check_invariants;
   const int bt = c.engine.instance.block_tokens;
   const std::int64_t blocks =
       c.pool_blocks > 0 ? c.pool_blocks : cost.pool_blocks(bt, c.memory_fraction);

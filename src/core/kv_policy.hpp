@@ -35,6 +35,14 @@ const char* kv_policy_name(KvPolicy policy);  // "local" | "pooled"
 enum class RemoteAttention : std::uint8_t { kPushQuery, kPullKv, kAuto };
 const char* remote_attention_name(RemoteAttention mode);  // "push-query" | "pull-kv" | "auto"
 
+// Bytes push-query sends and receives per query row over all layers: the f32 query row out and
+// the partial state (o, m, l) back, per query head. RemoteAttention::kAuto pulls a creditor's
+// blocks when they weigh less than this times the step's query rows.
+constexpr std::int64_t push_query_bytes_per_row(std::int64_t layers, std::int64_t q_heads,
+                                                std::int64_t head_dim) {
+  return layers * q_heads * (2 * head_dim + 2) * 4;
+}
+
 struct InstanceLoad {
   RankId rank;
   std::int64_t expected_work = 0;  // tokens still to process by requests placed there

@@ -94,7 +94,7 @@ class SimExecutor final : public StepExecutor {
   void drop(RequestId request) override { seqs_.erase(request); }
   std::int64_t push_bytes_per_row() const override {
     const ModelShape& m = cost_.model();
-    return m.layers * m.heads * (2 * m.head_dim + 2) * 4;
+    return push_query_bytes_per_row(m.layers, m.heads, m.head_dim);
   }
   int layers() const override { return static_cast<int>(cost_.model().layers); }
 
@@ -292,7 +292,7 @@ SimResult simulate(const CostModel& cost, const std::vector<SimRequest>& request
     const std::vector<InstanceDecision> ds = manager.decide(step, std::move(reports));
     bool go = true;
     for (std::size_t r = 0; r < ranks; ++r) go = loops[r]->apply(ds[r]) && go;
-    if (o.check_invariants) {
+    if (e.check_invariants) {
       std::vector<InstanceView> views;
       for (std::size_t r = 0; r < ranks; ++r) {
         loops[r]->rmanager().check_invariants();

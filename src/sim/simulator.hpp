@@ -37,8 +37,9 @@ struct SimRequest {
 struct SimOptions {
   std::int32_t instances = 2;
   std::int32_t per_node = 8;  // instances r and s share a node when r / per_node == s / per_node
-  EngineOptions engine;       // engine.instance.pool_slots: the pool of each instance, rBlocks
-  bool check_invariants = false;
+  // engine.instance.pool_slots: the pool of each instance, rBlocks; engine.check_invariants:
+  // every rManager, the gManager, the ledger and the cross-instance rule at every boundary.
+  EngineOptions engine;
 };
 
 struct RequestOutcome {

@@ -91,7 +91,7 @@ SimOptions small_cluster(KvPolicy policy) {
   o.engine.instance.pool_slots = 64;  // 1,024 tokens a pool
   o.engine.instance.max_batch_tokens = 256;
   o.engine.instance.max_num_seqs = 8;
-  o.check_invariants = true;
+  o.engine.check_invariants = true;
   return o;
 }
 
@@ -221,7 +221,6 @@ TEST(Simulator, TakesTheDecisionsOfARealInProcessRun) {
     o.instances = 3;
     o.per_node = 3;
     o.engine = e;
-    o.check_invariants = true;
     const CostModel cost = a100_llama7b();
     const SimResult b = simulate(cost, simulated, o);
     EXPECT_EQ(b.summary.steps, a.steps);

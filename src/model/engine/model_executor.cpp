@@ -52,8 +52,7 @@ void ModelExecutor::drop(RequestId request) { seqs_.erase(request); }
 
 std::int64_t ModelExecutor::push_bytes_per_row() const {
   const ModelConfig& mc = forward_.config();
-  return static_cast<std::int64_t>(mc.num_layers) * mc.num_heads *
-         (2 * static_cast<std::int64_t>(mc.head_dim) + 2) * 4;
+  return push_query_bytes_per_row(mc.num_layers, mc.num_heads, mc.head_dim);
 }
 
 int ModelExecutor::layers() const { return static_cast<int>(forward_.config().num_layers); }
