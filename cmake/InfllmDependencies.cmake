@@ -31,6 +31,25 @@ if(INFLLM_BUILD_TESTS)
   find_package(benchmark QUIET)
 endif()
 
+if(INFLLM_CUDA_ON_CPU)
+  # CUDA's headers only (cuda_runtime_api.h, cuda_fp16.h, cuda_bf16.h): the toolkit's, else the
+  # ones scripts/fetch_cuda_headers.sh put into the cache.
+  set(infllm_cache "$ENV{INFLLM_CACHE}")
+  if(NOT infllm_cache)
+    if(DEFINED ENV{XDG_CACHE_HOME})
+      set(infllm_cache "$ENV{XDG_CACHE_HOME}/infllm")
+    else()
+      set(infllm_cache "$ENV{HOME}/.cache/infllm")
+    endif()
+  endif()
+  find_path(INFLLM_CUDA_HEADERS cuda_fp16.h
+    HINTS /usr/local/cuda/include ${infllm_cache}/cuda-headers/include NO_DEFAULT_PATH)
+  if(NOT INFLLM_CUDA_HEADERS)
+    message(FATAL_ERROR "infllm: CUDA's headers are missing (the CUDA-on-CPU kernel tests need "
+      "them): run scripts/fetch_cuda_headers.sh, or configure with -DINFLLM_CUDA_ON_CPU=OFF")
+  endif()
+endif()
+
 if(INFLLM_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     set(CMAKE_CUDA_ARCHITECTURES 80 90)

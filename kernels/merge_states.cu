@@ -2,6 +2,7 @@
 // threads of a block split head_dim. The scale factors come from core/attention_state.hpp, the
 // same functions the CPU merge uses (STYLE.md: one merge, one place).
 #include "core/attention_state.hpp"
+#include "kernels/cuda_compat.cuh"
 #include "kernels/merge_states.cuh"
 
 namespace infllm::kernels {
@@ -37,8 +38,8 @@ cudaError_t launch_merge_states(const float* o, const float* m, const float* l, 
                                 std::int64_t rows, int head_dim, float* out, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
   const int threads = head_dim < 128 ? 64 : 128;
-  merge_states_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(o, m, l, parts, rows,
-                                                                           head_dim, out);
+  INFLLM_LAUNCH(static_cast<unsigned>(rows), threads, 0, stream, merge_states_kernel)
+  (o, m, l, parts, rows, head_dim, out);
   return cudaGetLastError();
 }
 

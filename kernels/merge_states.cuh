@@ -2,7 +2,7 @@
 // merge of the partitions computed on different ranks), with core/attention_state.hpp's math.
 #pragma once
 
-#include <cuda_runtime.h>
+#include <cuda_runtime_api.h>
 
 #include <cstdint>
 

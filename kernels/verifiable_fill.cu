@@ -3,6 +3,8 @@
 // the expected data.
 #include "kernels/verifiable_fill.cuh"
 
+#include "kernels/cuda_compat.cuh"
+
 #include "core/verifiable.hpp"
 
 namespace infllm::kernels {
@@ -38,8 +40,8 @@ unsigned grid_for(std::size_t bytes, unsigned threads) {
 cudaError_t launch_fill_verifiable(void* dst, std::size_t bytes, std::uint64_t stream,
                                    std::uint64_t block, cudaStream_t cuda_stream) {
   constexpr unsigned kThreads = 256;
-  fill_verifiable_kernel<<<grid_for(bytes, kThreads), kThreads, 0, cuda_stream>>>(
-      static_cast<std::uint8_t*>(dst), bytes, stream, block);
+  INFLLM_LAUNCH(grid_for(bytes, kThreads), kThreads, 0, cuda_stream, fill_verifiable_kernel)
+  (static_cast<std::uint8_t*>(dst), bytes, stream, block);
   return cudaGetLastError();
 }
 
@@ -47,8 +49,8 @@ cudaError_t launch_count_unverifiable(const void* src, std::size_t bytes, std::u
                                       std::uint64_t block, unsigned long long* bad,
                                       cudaStream_t cuda_stream) {
   constexpr unsigned kThreads = 256;
-  count_unverifiable_kernel<<<grid_for(bytes, kThreads), kThreads, 0, cuda_stream>>>(
-      static_cast<const std::uint8_t*>(src), bytes, stream, block, bad);
+  INFLLM_LAUNCH(grid_for(bytes, kThreads), kThreads, 0, cuda_stream, count_unverifiable_kernel)
+  (static_cast<const std::uint8_t*>(src), bytes, stream, block, bad);
   return cudaGetLastError();
 }
 

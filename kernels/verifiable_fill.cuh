@@ -2,7 +2,7 @@
 // pattern of core/verifiable.hpp (the same function on host and device).
 #pragma once
 
-#include <cuda_runtime.h>
+#include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
