@@ -3,6 +3,7 @@
 #include "kernels/emulation/cuda_on_cpu.hpp"
 
 #include <barrier>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -240,68 +241,147 @@ cudaError_t check_config(const LaunchConfig& config) {
 
 }  // namespace
 
+namespace {
+
+// One launch as its threads see it.
+struct Launch {
+  const LaunchConfig* config = nullptr;
+  const std::function<void()>* body = nullptr;
+  unsigned threads = 0;
+  std::byte* dynamic_shared = nullptr;
+  std::unique_ptr<Block> block;  // the block running now
+  bool done = false;
+  std::unique_ptr<std::barrier<>> start, end;
+};
+
+// The OS threads that play CUDA threads, kept between launches (creating a block's threads for
+// every launch costs more than most test kernels). Thread t plays thread t of every launch whose
+// blocks have more than t threads; the pool grows to the largest block launched.
+class WorkerPool {
+ public:
+  ~WorkerPool() {
+    {
+      std::lock_guard lock(mutex_);
+      shutdown_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+
+  // Runs every block of `launch` in turn on launch.threads workers; returns when none of them
+  // touches the launch any more.
+  void run(Launch& launch) {
+    {
+      std::unique_lock lock(mutex_);
+      while (workers_.size() < launch.threads) {
+        const auto tid = static_cast<unsigned>(workers_.size());
+        workers_.emplace_back([this, tid] { work(tid); });
+      }
+      launch_ = &launch;
+      busy_ = launch.threads;
+      ++generation_;
+    }
+    wake_.notify_all();
+    const dim3 g = launch.config->grid;
+    const std::size_t shared = launch.config->shared_bytes + 16;
+    for (unsigned z = 0; z < g.z; ++z) {
+      for (unsigned y = 0; y < g.y; ++y) {
+        for (unsigned x = 0; x < g.x; ++x) {
+          launch.block = std::make_unique<Block>(launch.threads, uint3{x, y, z});
+          // Shared memory holds garbage at a block's start on a GPU: here NaN (0xff bytes).
+          std::memset(launch.dynamic_shared, 0xff, shared);
+          launch.start->arrive_and_wait();
+          launch.end->arrive_and_wait();
+        }
+      }
+    }
+    launch.done = true;
+    launch.start->arrive_and_wait();
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [&] { return busy_ == 0; });
+    launch_ = nullptr;
+  }
+
+ private:
+  void work(unsigned tid) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      Launch* launch = nullptr;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return shutdown_ || (generation_ != seen && launch_ != nullptr); });
+        if (shutdown_) return;
+        seen = generation_;
+        if (tid >= launch_->threads) continue;
+        launch = launch_;
+      }
+      play(tid, *launch);
+      {
+        std::lock_guard lock(mutex_);
+        if (--busy_ == 0) idle_.notify_all();
+      }
+    }
+  }
+
+  static void play(unsigned tid, Launch& launch) {
+    const dim3 bd = launch.config->block;
+    ThreadContext c;
+    c.tid = tid;
+    c.lane = tid % 32;
+    c.thread_idx = uint3{tid % bd.x, (tid / bd.x) % bd.y, tid / (bd.x * bd.y)};
+    c.block_dim = bd;
+    c.grid_dim = launch.config->grid;
+    c.dynamic_shared = launch.dynamic_shared;
+    tls_context = &c;
+    for (;;) {
+      launch.start->arrive_and_wait();
+      if (launch.done) break;
+      c.block = launch.block.get();
+      c.block_idx = c.block->index();
+      c.warp = c.block->warp(tid);
+      try {
+        (*launch.body)();
+      } catch (const std::exception& e) {
+        fail(block_name(c.block_idx) + ": thread " + std::to_string(tid) + " threw: " + e.what());
+      } catch (...) {
+        fail(block_name(c.block_idx) + ": thread " + std::to_string(tid) + " threw");
+      }
+      c.warp->barrier().leave(c.lane);
+      c.block->barrier().leave(tid);
+      launch.end->arrive_and_wait();
+    }
+    tls_context = nullptr;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_, idle_;
+  std::vector<std::thread> workers_;
+  Launch* launch_ = nullptr;
+  std::uint64_t generation_ = 0;
+  unsigned busy_ = 0;
+  bool shutdown_ = false;
+};
+
+}  // namespace
+
 void run_grid(const LaunchConfig& config, const std::function<void()>& body) {
   if (const cudaError_t rc = check_config(config); rc != cudaSuccess) {
     tls_last_error = rc;
     return;
   }
   std::lock_guard lock(launch_mutex);
+  static WorkerPool pool;
   current_kernel = config.name;
   const dim3 bd = config.block;
-  const unsigned threads = bd.x * bd.y * bd.z;
-  // Shared memory holds garbage at a block's start on a GPU: here it holds NaN (0xff bytes).
+  Launch launch;
+  launch.config = &config;
+  launch.body = &body;
+  launch.threads = bd.x * bd.y * bd.z;
   std::vector<std::byte> dynamic_shared(config.shared_bytes + 16);
-  std::unique_ptr<Block> block;
-  bool done = false;
-  std::barrier start(static_cast<std::ptrdiff_t>(threads) + 1);
-  std::barrier end(static_cast<std::ptrdiff_t>(threads) + 1);
-
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (unsigned tid = 0; tid < threads; ++tid) {
-    pool.emplace_back([&, tid] {
-      ThreadContext c;
-      c.tid = tid;
-      c.lane = tid % 32;
-      c.thread_idx = uint3{tid % bd.x, (tid / bd.x) % bd.y, tid / (bd.x * bd.y)};
-      c.block_dim = bd;
-      c.grid_dim = config.grid;
-      c.dynamic_shared = dynamic_shared.data();
-      tls_context = &c;
-      for (;;) {
-        start.arrive_and_wait();
-        if (done) break;
-        c.block = block.get();
-        c.block_idx = block->index();
-        c.warp = block->warp(tid);
-        try {
-          body();
-        } catch (const std::exception& e) {
-          fail(block_name(c.block_idx) + ": thread " + std::to_string(tid) + " threw: " + e.what());
-        } catch (...) {
-          fail(block_name(c.block_idx) + ": thread " + std::to_string(tid) + " threw");
-        }
-        c.warp->barrier().leave(c.lane);
-        c.block->barrier().leave(tid);
-        end.arrive_and_wait();
-      }
-      tls_context = nullptr;
-    });
-  }
-  const dim3 g = config.grid;
-  for (unsigned z = 0; z < g.z; ++z) {
-    for (unsigned y = 0; y < g.y; ++y) {
-      for (unsigned x = 0; x < g.x; ++x) {
-        block = std::make_unique<Block>(threads, uint3{x, y, z});
-        std::memset(dynamic_shared.data(), 0xff, dynamic_shared.size());
-        start.arrive_and_wait();
-        end.arrive_and_wait();
-      }
-    }
-  }
-  done = true;
-  start.arrive_and_wait();
-  for (std::thread& t : pool) t.join();
+  launch.dynamic_shared = dynamic_shared.data();
+  launch.start = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(launch.threads) + 1);
+  launch.end = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(launch.threads) + 1);
+  pool.run(launch);
   current_kernel = "";
 }
 
@@ -508,6 +588,15 @@ cudaError_t cudaGetDeviceCount(int* count) {
 cudaError_t cudaGetDevice(int* device) {
   if (device == nullptr) return record(cudaErrorInvalidValue);
   *device = 0;
+  return cudaSuccess;
+}
+
+// The emulated device has 4 SMs (what the backend's work splitting reads); other attributes are
+// not emulated.
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (value == nullptr || device != 0) return record(cudaErrorInvalidValue);
+  if (attr != cudaDevAttrMultiProcessorCount) return record(cudaErrorInvalidValue);
+  *value = 4;
   return cudaSuccess;
 }
 

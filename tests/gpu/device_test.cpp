@@ -1,5 +1,6 @@
 // device_test.cpp: the CUDA kernels run and agree with the host's verifiable pattern.
 // Label `gpu`: every test skips cleanly where no device is present.
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>

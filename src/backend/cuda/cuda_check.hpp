@@ -2,7 +2,7 @@
 // InternalError with `host file:line call: message` (the MPI layer adds the rank and aborts).
 #pragma once
 
-#include <cuda_runtime.h>
+#include <cuda_runtime_api.h>
 
 namespace infllm::cuda {
 [[noreturn]] void cuda_fail(cudaError_t code, const char* call, const char* file, int line);

@@ -3,7 +3,6 @@
 
 #include <cublas_v2.h>
 #include <nccl.h>
-#include <unistd.h>
 
 #include <sstream>
 
@@ -11,15 +10,6 @@
 #include "core/errors.hpp"
 
 namespace infllm::cuda {
-
-void cuda_fail(cudaError_t code, const char* call, const char* file, int line) {
-  char host[256] = "?";
-  gethostname(host, sizeof(host) - 1);
-  std::ostringstream os;
-  os << "host " << host << ' ' << file << ':' << line << ' ' << call << ": "
-     << cudaGetErrorString(code);
-  throw InternalError(os.str());
-}
 
 int device_count() {
   int n = 0;

@@ -1,0 +1,271 @@
+// cuda_backend.cpp: see cuda_backend.hpp.
+#include "backend/cuda/cuda_backend.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_check.hpp"
+#include "core/attention_state.hpp"
+#include "core/errors.hpp"
+#include "kernels/attention.cuh"
+#include "kernels/elementwise.cuh"
+
+namespace infllm::cuda {
+
+namespace {
+
+class CudaMemory final : public BackendMemory {
+ public:
+  explicit CudaMemory(std::size_t bytes) : bytes_(bytes) {
+    void* p = nullptr;
+    INFLLM_CUDA_CHECK(cudaMalloc(&p, std::max<std::size_t>(bytes, 1)));
+    data_ = static_cast<std::byte*>(p);
+  }
+  ~CudaMemory() override { cudaFree(data_); }
+  std::byte* data() override { return data_; }
+  std::size_t bytes() const override { return bytes_; }
+
+ private:
+  std::size_t bytes_;
+  std::byte* data_ = nullptr;
+};
+
+kernels::ElemType elem_type(KvDtype d) {
+  switch (d) {
+    case KvDtype::kF16:
+      return kernels::ElemType::kF16;
+    case KvDtype::kBF16:
+      return kernels::ElemType::kBF16;
+    case KvDtype::kF32:
+      break;
+  }
+  return kernels::ElemType::kF32;
+}
+
+kernels::KvLayout kv_layout(std::size_t slot_bytes, const BlockGeometry& g, int layer) {
+  kernels::KvLayout lay;
+  lay.slot_bytes = slot_bytes;
+  lay.layer_k_offset = g.k_offset(layer, 0);
+  lay.head_bytes = g.head_elems() * g.elem_bytes();
+  lay.v_offset = g.layer_half_bytes();
+  lay.block_tokens = g.block_tokens;
+  lay.head_dim = g.head_dim;
+  lay.kv_heads = g.kv_heads;
+  lay.type = elem_type(g.dtype);
+  return lay;
+}
+
+// The index of each table this backend copies to the device per call.
+enum Table : int { kRows = 0, kPositions, kDests, kAttention };
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || device < 0 || device >= count) {
+    (void)cudaGetLastError();
+    throw InternalError("cuda backend: no CUDA device " + std::to_string(device) + " (" +
+                        std::to_string(count) + " visible)");
+  }
+  INFLLM_CUDA_CHECK(cudaSetDevice(device));
+  INFLLM_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
+  blas_ = std::make_unique<Blas>(nullptr);
+}
+
+CudaBackend::~CudaBackend() = default;
+
+std::unique_ptr<BackendMemory> CudaBackend::allocate(std::size_t bytes, MemoryUse use) {
+  (void)use;
+  return std::make_unique<CudaMemory>(bytes);
+}
+
+void CudaBackend::upload(void* dst, const void* src, std::size_t bytes) {
+  if (bytes > 0) INFLLM_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+}
+
+void CudaBackend::download(void* dst, const void* src, std::size_t bytes) {
+  if (bytes > 0) INFLLM_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+
+void* CudaBackend::table(int which, std::size_t bytes) {
+  std::unique_ptr<BackendMemory>& t = tables_[which];
+  if (!t || t->bytes() < bytes) {
+    t.reset();
+    // Synchronous copies on the default stream wait for the kernels that read the old table.
+    t = std::make_unique<CudaMemory>(std::max<std::size_t>(bytes + bytes / 2, 256));
+  }
+  return t->data();
+}
+
+template <class T>
+T* CudaBackend::upload_table(int which, std::span<const T> host) {
+  void* d = table(which, host.size_bytes());
+  upload(d, host.data(), host.size_bytes());
+  return static_cast<T*>(d);
+}
+
+void CudaBackend::gather_rows(const float* table_rows, std::span<const std::int32_t> rows,
+                              std::size_t n, float* y) {
+  const std::lock_guard lock(mutex_);
+  if (rows.empty()) return;
+  const std::int32_t* d_rows = upload_table(kRows, rows);
+  INFLLM_CUDA_CHECK(kernels::launch_gather_rows(table_rows, kernels::ElemType::kF32, d_rows,
+                                                rows.size(), n, y, nullptr));
+}
+
+void CudaBackend::store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows,
+                           const float* k, const float* v) {
+  const std::lock_guard lock(mutex_);
+  if (rows.empty()) return;
+  std::vector<kernels::KvDest> dests(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    dests[r] = kernels::KvDest{rows[r].slot.value(), rows[r].token};
+  }
+  const kernels::KvDest* d_dests = upload_table(kDests, std::span<const kernels::KvDest>(dests));
+  INFLLM_CUDA_CHECK(kernels::launch_store_kv(pool.base,
+                                             kv_layout(pool.slot_bytes, pool.geometry, layer),
+                                             d_dests, rows.size(), k, v, nullptr));
+}
+
+void CudaBackend::matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
+                         std::size_t k, bool accumulate) {
+  const std::lock_guard lock(mutex_);
+  if (m == 0 || n == 0) return;
+  // Row-major y (m, n) = x (m, k) . W^T is column-major y^T (n, m) = W (k, n)^T . x^T (k, m).
+  const int in = static_cast<int>(n), im = static_cast<int>(m), ik = static_cast<int>(k);
+  blas_->gemm(true, false, in, im, ik, 1.0f, w, ik, x, ik, GemmType::kF32, accumulate ? 1.0f : 0.0f,
+              y, in);
+}
+
+void CudaBackend::rms_norm(const float* x, const float* gain, float* y, std::size_t rows,
+                           std::size_t dim, float eps) {
+  const std::lock_guard lock(mutex_);
+  INFLLM_CUDA_CHECK(kernels::launch_rms_norm(x, gain, y, rows, dim, eps, nullptr));
+}
+
+void CudaBackend::rope(float* x, const std::int64_t* positions, std::size_t rows, int heads,
+                       int head_dim, const float* inv_freq, float scale) {
+  const std::lock_guard lock(mutex_);
+  if (rows == 0) return;
+  const std::int64_t* d_pos =
+      upload_table(kPositions, std::span<const std::int64_t>(positions, rows));
+  INFLLM_CUDA_CHECK(
+      kernels::launch_rope(x, d_pos, rows, heads, head_dim, inv_freq, scale, nullptr));
+}
+
+void CudaBackend::silu_mul(float* gate, const float* up, std::size_t n) {
+  const std::lock_guard lock(mutex_);
+  INFLLM_CUDA_CHECK(kernels::launch_silu_mul(gate, up, n, nullptr));
+}
+
+void CudaBackend::add_bias(float* y, const float* bias, std::size_t rows, std::size_t n) {
+  const std::lock_guard lock(mutex_);
+  INFLLM_CUDA_CHECK(kernels::launch_add_bias(y, bias, rows, n, nullptr));
+}
+
+void CudaBackend::attention(const KvPool& pool, const MaParams& params,
+                            std::span<const MaQuery> queries, std::span<const MaOutput> outputs) {
+  const std::lock_guard lock(mutex_);
+  const BlockGeometry& g = pool.geometry;
+  if (queries.size() != outputs.size()) {
+    throw InternalError("cuda attention: queries and outputs differ in count");
+  }
+  if (params.q_heads % g.kv_heads != 0 || g.head_dim > kernels::kAttnMaxHeadDim) {
+    throw InternalError("cuda attention: q_heads " + std::to_string(params.q_heads) +
+                        " over kv_heads " + std::to_string(g.kv_heads) + ", head_dim " +
+                        std::to_string(g.head_dim) + " not supported");
+  }
+  const bool normalized = params.result == MaResult::kNormalized;
+  std::vector<kernels::AttnRequest> requests(queries.size());
+  std::vector<kernels::AttnBlock> blocks;
+  std::vector<kernels::AttnPlanRequest> plan_requests(queries.size());
+  std::int32_t longest = 0;
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    const MaQuery& q = queries[i];
+    const MaOutput& o = outputs[i];
+    if (q.q == nullptr || o.o == nullptr || (!normalized && (o.m == nullptr || o.l == nullptr))) {
+      throw InternalError("cuda attention: a null query or output");
+    }
+    requests[i] = kernels::AttnRequest{q.q, o.o, o.m, o.l, q.first_pos, q.n_tokens, 0};
+    plan_requests[i] =
+        kernels::AttnPlanRequest{q.n_tokens, static_cast<std::int32_t>(blocks.size()),
+                                 static_cast<std::int32_t>(q.blocks.size())};
+    for (const KvBlock& b : q.blocks) {
+      if (b.slot.value() < 0 || b.slot.value() >= pool.slots || b.tokens < 1 ||
+          b.tokens > g.block_tokens) {
+        throw InternalError("cuda attention: block at slot " + std::to_string(b.slot.value()) +
+                            " with " + std::to_string(b.tokens) + " tokens outside the pool");
+      }
+      blocks.push_back(kernels::AttnBlock{b.first_pos, b.slot.value(), b.tokens});
+    }
+    longest = std::max(longest, static_cast<std::int32_t>(q.blocks.size()));
+  }
+  const int group = params.q_heads / g.kv_heads;
+  // Split long requests' blocks until the work fills the SMs twice over, keeping at least 8
+  // blocks (128 tokens at 16 per block) per split.
+  int per_split = blocks_per_split_;
+  if (per_split <= 0) {
+    std::size_t base = 0;
+    for (const auto& r : plan_requests) {
+      base += static_cast<std::size_t>(g.kv_heads) *
+              ((static_cast<std::size_t>(r.n_tokens) * group + kernels::kAttnRows - 1) /
+               kernels::kAttnRows);
+    }
+    const std::size_t target = 2 * static_cast<std::size_t>(std::max(sm_count_, 1));
+    const std::size_t splits = base == 0 || base >= target ? 1 : (target + base - 1) / base;
+    per_split = std::max<int>(8, static_cast<int>((longest + splits - 1) / splits));
+  }
+  const kernels::AttnPlan plan =
+      kernels::plan_attention(plan_requests, g.kv_heads, group, per_split);
+  if (plan.items.empty()) return;
+
+  kernels::AttnParams p;
+  p.pool = kernels::AttnPool{pool.base, kv_layout(pool.slot_bytes, g, params.layer)};
+  p.q_heads = params.q_heads;
+  p.group = group;
+  p.score_scale = params.scale * kLog2e;
+  p.normalized = normalized;
+  // One device table holds requests, blocks, items and combines, then the scratch floats.
+  const auto align = [](std::size_t b) { return (b + 255) / 256 * 256; };
+  const std::size_t req_b = align(requests.size() * sizeof(kernels::AttnRequest));
+  const std::size_t blk_b =
+      align(std::max<std::size_t>(blocks.size(), 1) * sizeof(kernels::AttnBlock));
+  const std::size_t item_b = align(plan.items.size() * sizeof(kernels::AttnItem));
+  const std::size_t comb_b = align(plan.combines.size() * sizeof(kernels::AttnCombine));
+  const std::size_t scratch_b = kernels::attention_scratch_floats(plan, g.head_dim) * sizeof(float);
+  std::vector<std::byte> host(req_b + blk_b + item_b + comb_b);
+  std::memcpy(host.data(), requests.data(), requests.size() * sizeof(kernels::AttnRequest));
+  std::memcpy(host.data() + req_b, blocks.data(), blocks.size() * sizeof(kernels::AttnBlock));
+  std::memcpy(host.data() + req_b + blk_b, plan.items.data(),
+              plan.items.size() * sizeof(kernels::AttnItem));
+  std::memcpy(host.data() + req_b + blk_b + item_b, plan.combines.data(),
+              plan.combines.size() * sizeof(kernels::AttnCombine));
+  auto* d = static_cast<std::byte*>(table(kAttention, host.size() + scratch_b));
+  upload(d, host.data(), host.size());
+  INFLLM_CUDA_CHECK(kernels::launch_attention(
+      p, reinterpret_cast<const kernels::AttnRequest*>(d),
+      reinterpret_cast<const kernels::AttnBlock*>(d + req_b),
+      reinterpret_cast<const kernels::AttnItem*>(d + req_b + blk_b),
+      static_cast<int>(plan.items.size()),
+      reinterpret_cast<const kernels::AttnCombine*>(d + req_b + blk_b + item_b),
+      static_cast<int>(plan.combines.size()), reinterpret_cast<float*>(d + host.size()),
+      plan.partials, nullptr));
+}
+
+void CudaBackend::merge_partials_into(const MaOutput& acc, const PartialsView& part,
+                                      std::int64_t rows, int head_dim) {
+  const std::lock_guard lock(mutex_);
+  INFLLM_CUDA_CHECK(kernels::launch_merge_partials_into(acc.o, acc.m, acc.l, part.o, part.m, part.l,
+                                                        rows, head_dim, nullptr));
+}
+
+void CudaBackend::normalize_partials(const PartialsView& states, std::int64_t rows, int head_dim,
+                                     float* out) {
+  const std::lock_guard lock(mutex_);
+  INFLLM_CUDA_CHECK(
+      kernels::launch_normalize_partials(states.o, states.l, rows, head_dim, out, nullptr));
+}
+
+}  // namespace infllm::cuda

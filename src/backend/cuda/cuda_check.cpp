@@ -1,0 +1,21 @@
+// cuda_check.cpp: see cuda_check.hpp.
+#include "backend/cuda/cuda_check.hpp"
+
+#include <unistd.h>
+
+#include <sstream>
+
+#include "core/errors.hpp"
+
+namespace infllm::cuda {
+
+void cuda_fail(cudaError_t code, const char* call, const char* file, int line) {
+  char host[256] = "?";
+  gethostname(host, sizeof(host) - 1);
+  std::ostringstream os;
+  os << "host " << host << ' ' << file << ':' << line << ' ' << call << ": "
+     << cudaGetErrorString(code);
+  throw InternalError(os.str());
+}
+
+}  // namespace infllm::cuda
