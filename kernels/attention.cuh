@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/block_geometry.hpp"
 #include "kernels/elem_type.hpp"
 
 namespace infllm::kernels {
@@ -42,6 +43,26 @@ struct KvLayout {
   int kv_heads = 0;
   ElemType type = ElemType::kF32;
 };
+
+inline ElemType elem_type_of(KvDtype d) {
+  return d == KvDtype::kF16    ? ElemType::kF16
+         : d == KvDtype::kBF16 ? ElemType::kBF16
+                               : ElemType::kF32;
+}
+
+// Layer `layer` of a pool of rBlocks with geometry g, slots slot_bytes apart.
+inline KvLayout kv_layout(const BlockGeometry& g, std::size_t slot_bytes, int layer) {
+  KvLayout lay;
+  lay.slot_bytes = slot_bytes;
+  lay.layer_k_offset = g.k_offset(layer, 0);
+  lay.head_bytes = g.head_elems() * g.elem_bytes();
+  lay.v_offset = g.layer_half_bytes();
+  lay.block_tokens = g.block_tokens;
+  lay.head_dim = g.head_dim;
+  lay.kv_heads = g.kv_heads;
+  lay.type = elem_type_of(g.dtype);
+  return lay;
+}
 
 struct AttnPool {
   const std::byte* base = nullptr;  // slot 0

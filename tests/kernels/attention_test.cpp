@@ -28,25 +28,6 @@ namespace {
 
 using test::DeviceBuffer;
 
-ElemType elem_type(KvDtype d) {
-  return d == KvDtype::kF16    ? ElemType::kF16
-         : d == KvDtype::kBF16 ? ElemType::kBF16
-                               : ElemType::kF32;
-}
-
-KvLayout layout_of(const BlockGeometry& g, int layer) {
-  KvLayout lay;
-  lay.slot_bytes = g.block_bytes();
-  lay.layer_k_offset = g.k_offset(layer, 0);
-  lay.head_bytes = g.head_elems() * g.elem_bytes();
-  lay.v_offset = g.layer_half_bytes();
-  lay.block_tokens = g.block_tokens;
-  lay.head_dim = g.head_dim;
-  lay.kv_heads = g.kv_heads;
-  lay.type = elem_type(g.dtype);
-  return lay;
-}
-
 struct Case {
   const char* name;
   KvDtype dtype;
@@ -151,7 +132,7 @@ TEST_P(MicroAttention, MatchesTheFp64Reference) {
   scratch.poison();
 
   AttnParams params;
-  params.pool = AttnPool{d_pool.get(), layout_of(g, layer)};
+  params.pool = AttnPool{d_pool.get(), kv_layout(g, g.block_bytes(), layer)};
   params.q_heads = c.q_heads;
   params.group = group;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
@@ -250,7 +231,8 @@ TEST(PartialStateKernels, MergeOfDisjointHalvesIsTheWhole) {
     DeviceBuffer<AttnCombine> d_c(plan.combines);
     DeviceBuffer<float> scratch(attention_scratch_floats(plan, 64));
     AttnParams p;
-    p.pool = AttnPool{reinterpret_cast<const std::byte*>(d_pool.get()), layout_of(g, 0)};
+    p.pool = AttnPool{reinterpret_cast<const std::byte*>(d_pool.get()),
+                      kv_layout(g, g.block_bytes(), 0)};
     p.q_heads = q_heads;
     p.group = q_heads;
     p.score_scale = 0.125f * kLog2e;
@@ -313,8 +295,8 @@ TEST(KvStoreKernel, StoresLikeTheCpuBackend) {
     for (const KvRowDest& d : dests) kd.push_back(KvDest{d.slot.value(), d.token});
     DeviceBuffer<KvDest> d_dests(kd);
     DeviceBuffer<float> d_k(k), d_v(v);
-    ASSERT_EQ(launch_store_kv(d_pool.get(), layout_of(g, layer), d_dests.get(), dests.size(),
-                              d_k.get(), d_v.get(), nullptr),
+    ASSERT_EQ(launch_store_kv(d_pool.get(), kv_layout(g, g.block_bytes(), layer), d_dests.get(),
+                              dests.size(), d_k.get(), d_v.get(), nullptr),
               cudaSuccess);
     EXPECT_TRUE(d_pool.download() == cpu_pool);
   }

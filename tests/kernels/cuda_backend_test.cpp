@@ -17,9 +17,9 @@
 #include "core/errors.hpp"
 #include "core/half.hpp"
 #include "kernels/device_buffer.hpp"
+#include "model/borrowing_run.hpp"
 #include "model/engine/engine.hpp"
 #include "model/forward/forward.hpp"
-#include "model/tiny_model.hpp"
 
 namespace infllm::cuda {
 namespace {
@@ -101,37 +101,8 @@ TEST(Blas, BetaZeroDoesNotReadCAndBadLeadingDimensionsThrow) {
 using namespace infllm::model;           // NOLINT: the model's types
 using namespace infllm::model::testing;  // NOLINT: test helpers
 
-class CudaBackendModel : public ::testing::Test {
+class CudaBackendModel : public ::testing::Test, protected BorrowingRun {
  protected:
-  CudaBackendModel()
-      : config_(tiny_config(4, 2, true, false)), weights_(random_weights(config_, 33)) {
-    std::mt19937 rng(4);
-    for (int i = 0; i < 4; ++i) {
-      GenRequest r;
-      r.id = "r" + std::to_string(i);
-      r.prompt = random_tokens(rng, 9 + 10 * i, static_cast<int>(config_.vocab_size));
-      r.max_new_tokens = 5;
-      requests_.push_back(r);
-    }
-  }
-
-  std::map<std::string, std::vector<std::int32_t>> run(Backend& backend, RemoteAttention remote) {
-    EngineOptions o;
-    o.instance = {.block_tokens = 4, .pool_slots = 8, .max_batch_tokens = 16, .max_num_seqs = 4};
-    o.policy = KvPolicy::kPooled;
-    o.remote = remote;
-    o.fill_waits = false;
-    o.check_invariants = true;
-    std::map<std::string, std::vector<std::int32_t>> out;
-    InProcessHooks hooks;
-    hooks.on_result = [&](GenResult&& r) {
-      EXPECT_EQ(r.status, GenStatus::kDone) << r.id << ": " << r.reason;
-      out[r.id] = r.tokens;
-    };
-    summary_ = run_in_process(config_, weights_, backend, nullptr, requests_, o, 3, 3, hooks);
-    return out;
-  }
-
   // The CPU backend's logits after `tokens` (one prefill of the whole sequence).
   std::vector<float> cpu_logits(const std::vector<std::int32_t>& tokens) {
     const BlockGeometry g = kv_geometry(config_, 4, KvDtype::kF32);
@@ -145,11 +116,6 @@ class CudaBackendModel : public ::testing::Test {
     const StepSequence seq{tokens, 0, table, true};
     return forward.step(std::span(&seq, 1), store);
   }
-
-  ModelConfig config_;
-  Weights weights_;
-  std::vector<GenRequest> requests_;
-  RunSummary summary_;
 };
 
 TEST_F(CudaBackendModel, ForwardStepGivesTheCpuBackendsLogits) {

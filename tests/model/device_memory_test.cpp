@@ -15,10 +15,10 @@
 #include <string>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "borrowing_run.hpp"
 #include "core/errors.hpp"
 #include "model/engine/engine.hpp"
 #include "model/forward/forward.hpp"
-#include "tiny_model.hpp"
 
 namespace infllm::model {
 namespace {
@@ -166,42 +166,7 @@ class CheckedDeviceBackend final : public Backend {
   std::map<std::byte*, std::size_t> ranges_;
 };
 
-class DeviceMemory : public ::testing::Test {
- protected:
-  DeviceMemory() : config_(tiny_config(4, 2, true, false)), weights_(random_weights(config_, 33)) {
-    std::mt19937 rng(4);
-    for (int i = 0; i < 4; ++i) {
-      GenRequest r;
-      r.id = "r";
-      r.id += std::to_string(i);
-      r.prompt = random_tokens(rng, 9 + 10 * i, static_cast<int>(config_.vocab_size));
-      r.max_new_tokens = 5;
-      requests_.push_back(r);
-    }
-  }
-
-  std::map<std::string, std::vector<std::int32_t>> run(Backend& backend, RemoteAttention remote) {
-    EngineOptions o;
-    o.instance = {.block_tokens = 4, .pool_slots = 8, .max_batch_tokens = 16, .max_num_seqs = 4};
-    o.policy = KvPolicy::kPooled;
-    o.remote = remote;
-    o.fill_waits = false;
-    o.check_invariants = true;
-    std::map<std::string, std::vector<std::int32_t>> out;
-    InProcessHooks hooks;
-    hooks.on_result = [&](GenResult&& r) {
-      EXPECT_EQ(r.status, GenStatus::kDone) << r.id << ": " << r.reason;
-      out[r.id] = r.tokens;
-    };
-    summary_ = run_in_process(config_, weights_, backend, nullptr, requests_, o, 3, 3, hooks);
-    return out;
-  }
-
-  ModelConfig config_;
-  Weights weights_;
-  std::vector<GenRequest> requests_;
-  RunSummary summary_;
-};
+class DeviceMemory : public ::testing::Test, protected BorrowingRun {};
 
 // One step of the forward pass: the logits equal the CPU backend's bit for bit (the same
 // kernels), and everything the kernels touched was the backend's memory.

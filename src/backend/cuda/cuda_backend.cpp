@@ -32,31 +32,6 @@ class CudaMemory final : public BackendMemory {
   std::byte* data_ = nullptr;
 };
 
-kernels::ElemType elem_type(KvDtype d) {
-  switch (d) {
-    case KvDtype::kF16:
-      return kernels::ElemType::kF16;
-    case KvDtype::kBF16:
-      return kernels::ElemType::kBF16;
-    case KvDtype::kF32:
-      break;
-  }
-  return kernels::ElemType::kF32;
-}
-
-kernels::KvLayout kv_layout(std::size_t slot_bytes, const BlockGeometry& g, int layer) {
-  kernels::KvLayout lay;
-  lay.slot_bytes = slot_bytes;
-  lay.layer_k_offset = g.k_offset(layer, 0);
-  lay.head_bytes = g.head_elems() * g.elem_bytes();
-  lay.v_offset = g.layer_half_bytes();
-  lay.block_tokens = g.block_tokens;
-  lay.head_dim = g.head_dim;
-  lay.kv_heads = g.kv_heads;
-  lay.type = elem_type(g.dtype);
-  return lay;
-}
-
 // The index of each table this backend copies to the device per call.
 enum Table : int { kRows = 0, kPositions, kDests, kAttention };
 
@@ -124,9 +99,9 @@ void CudaBackend::store_kv(const KvStore& pool, int layer, std::span<const KvRow
     dests[r] = kernels::KvDest{rows[r].slot.value(), rows[r].token};
   }
   const kernels::KvDest* d_dests = upload_table(kDests, std::span<const kernels::KvDest>(dests));
-  INFLLM_CUDA_CHECK(kernels::launch_store_kv(pool.base,
-                                             kv_layout(pool.slot_bytes, pool.geometry, layer),
-                                             d_dests, rows.size(), k, v, nullptr));
+  INFLLM_CUDA_CHECK(
+      kernels::launch_store_kv(pool.base, kernels::kv_layout(pool.geometry, pool.slot_bytes, layer),
+                               d_dests, rows.size(), k, v, nullptr));
 }
 
 void CudaBackend::matmul(const float* x, const float* w, float* y, std::size_t m, std::size_t n,
@@ -222,7 +197,7 @@ void CudaBackend::attention(const KvPool& pool, const MaParams& params,
   if (plan.items.empty()) return;
 
   kernels::AttnParams p;
-  p.pool = kernels::AttnPool{pool.base, kv_layout(pool.slot_bytes, g, params.layer)};
+  p.pool = kernels::AttnPool{pool.base, kernels::kv_layout(g, pool.slot_bytes, params.layer)};
   p.q_heads = params.q_heads;
   p.group = group;
   p.score_scale = params.scale * kLog2e;
