@@ -56,6 +56,18 @@ class Backend {
   // Memory another owner allocated (an RMA window) is about to hold a KV pool: advice before
   // its first touch (the CPU backend asks for 2 MiB pages). Nothing by default.
   virtual void prepare_kv(std::byte* base, std::size_t bytes) { (void)base, (void)bytes; }
+  // A weight matrix W (rows, cols), f32 in host memory, made resident where matmul (its w) and
+  // gather_rows (its table) read it; those calls then take the start of the returned memory as
+  // W. The default holds it as f32 (allocate + upload); a device backend may store it narrower
+  // (the CUDA backend: bf16 unless asked otherwise) and convert as it reads. Host-memory
+  // backends are not asked: they read the weights where they are.
+  virtual std::unique_ptr<BackendMemory> resident_matrix(const float* w, std::size_t rows,
+                                                         std::size_t cols) {
+    const std::size_t bytes = rows * cols * sizeof(float);
+    std::unique_ptr<BackendMemory> m = allocate(bytes, MemoryUse::kWeights);
+    upload(m->data(), w, bytes);
+    return m;
+  }
   // Host memory -> this backend's memory, and back; complete when they return.
   virtual void upload(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void download(void* dst, const void* src, std::size_t bytes) = 0;

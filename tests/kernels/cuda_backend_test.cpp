@@ -118,29 +118,61 @@ class CudaBackendModel : public ::testing::Test, protected BorrowingRun {
   }
 };
 
-TEST_F(CudaBackendModel, ForwardStepGivesTheCpuBackendsLogits) {
-  const BlockGeometry g = kv_geometry(config_, 4, KvDtype::kBF16);
-  const auto prompt = requests_[3].prompt;
+// Logits of a prefill chunk and then a decode step that reads it back from a bf16 pool.
+std::vector<float> chunk_then_decode(const ModelConfig& config, const Weights& weights,
+                                     Backend& backend, const std::vector<std::int32_t>& prompt) {
+  const BlockGeometry g = kv_geometry(config, 4, KvDtype::kBF16);
   std::vector<SlotId> slots;
   for (std::int32_t s = 0; s < 16; ++s) slots.push_back(SlotId{15 - s});
-  const auto logits_on = [&](Backend& backend) {
-    const auto pool = backend.allocate(g.block_bytes() * 16, MemoryUse::kKvPool);
-    KvStore store{pool->data(), g.block_bytes(), 16, g};
-    Forward forward(config_, weights_, backend);
-    // A prefill chunk, then a decode step that reads it back from the pool.
-    const std::span<const std::int32_t> all(prompt);
-    const StepSequence chunk{all.first(all.size() - 1), 0, slots, false};
-    forward.step(std::span(&chunk, 1), store);
-    const StepSequence decode{all.last(1), static_cast<std::int64_t>(all.size() - 1), slots, true};
-    return forward.step(std::span(&decode, 1), store);
-  };
-  CudaBackend device;
+  const auto pool = backend.allocate(g.block_bytes() * 16, MemoryUse::kKvPool);
+  KvStore store{pool->data(), g.block_bytes(), 16, g};
+  Forward forward(config, weights, backend);
+  const std::span<const std::int32_t> all(prompt);
+  const StepSequence chunk{all.first(all.size() - 1), 0, slots, false};
+  forward.step(std::span(&chunk, 1), store);
+  const StepSequence decode{all.last(1), static_cast<std::int64_t>(all.size() - 1), slots, true};
+  return forward.step(std::span(&decode, 1), store);
+}
+
+TEST_F(CudaBackendModel, ForwardStepWithF32WeightsGivesTheCpuBackendsLogits) {
+  CudaBackend device(0, GemmType::kF32);
   cpu::CpuBackend cpu;
-  const std::vector<float> got = logits_on(device);
-  const std::vector<float> want = logits_on(cpu);
+  const std::vector<float> got = chunk_then_decode(config_, weights_, device, requests_[3].prompt);
+  const std::vector<float> want = chunk_then_decode(config_, weights_, cpu, requests_[3].prompt);
   ASSERT_EQ(got.size(), want.size());
   for (std::size_t i = 0; i < got.size(); ++i) {
     ASSERT_NEAR(got[i], want[i], 1e-4 * (1.0 + std::abs(want[i]))) << "logit " << i;
+  }
+}
+
+// Weights held as bf16 (the default) or f16: the CPU backend on the same rounded weights is the
+// reference; what remains is the GEMMs' inputs rounded to the weight type, within 2% of the
+// logits' scale.
+TEST_F(CudaBackendModel, ForwardStepWithNarrowWeightsStaysWithinTheirRounding) {
+  for (const GemmType type : {GemmType::kBF16, GemmType::kF16}) {
+    SCOPED_TRACE(type == GemmType::kBF16 ? "bf16" : "f16");
+    Weights rounded = random_weights(config_, 33);
+    auto round = [&](Tensor& t) {
+      if (t.shape.size() != 2) return;
+      for (float& x : t.data) {
+        x = type == GemmType::kBF16 ? to_f32(to_bf16(x)) : to_f32(to_f16(x));
+      }
+    };
+    round(rounded.embed);
+    if (!rounded.lm_head.empty()) round(rounded.lm_head);
+    for (LayerWeights& l : rounded.layers) {
+      for (Tensor* t : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) round(*t);
+    }
+    CudaBackend device(0, type);
+    cpu::CpuBackend cpu;
+    const std::vector<float> got = chunk_then_decode(config_, weights_, device, requests_[3].prompt);
+    const std::vector<float> want = chunk_then_decode(config_, rounded, cpu, requests_[3].prompt);
+    ASSERT_EQ(got.size(), want.size());
+    float scale = 0.0f;
+    for (float x : want) scale = std::max(scale, std::abs(x));
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 0.02 * scale) << "logit " << i;
+    }
   }
 }
 
@@ -152,7 +184,7 @@ TEST_F(CudaBackendModel, EngineWithBorrowedBlocksGivesTheCpuBackendsTokens) {
     SCOPED_TRACE(remote_attention_name(mode));
     cpu::CpuBackend cpu;
     const auto want = run(cpu, mode);
-    CudaBackend device;
+    CudaBackend device(0, GemmType::kF32);
     device.set_blocks_per_split(2);  // long requests split over several thread blocks
     const auto got = run(device, mode);
     EXPECT_GT(summary_.loans_total, 0);

@@ -33,11 +33,17 @@ class CudaMemory final : public BackendMemory {
 };
 
 // The index of each table this backend copies to the device per call.
-enum Table : int { kRows = 0, kPositions, kDests, kAttention };
+enum Table : int { kRows = 0, kPositions, kDests, kAttention, kNarrowActivations };
+
+kernels::ElemType elem_type(GemmType t) {
+  return t == GemmType::kBF16  ? kernels::ElemType::kBF16
+         : t == GemmType::kF16 ? kernels::ElemType::kF16
+                               : kernels::ElemType::kF32;
+}
 
 }  // namespace
 
-CudaBackend::CudaBackend(int device) : device_(device) {
+CudaBackend::CudaBackend(int device, GemmType weights) : device_(device), weight_type_(weights) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || device < 0 || device >= count) {
     (void)cudaGetLastError();
@@ -54,6 +60,56 @@ CudaBackend::~CudaBackend() = default;
 std::unique_ptr<BackendMemory> CudaBackend::allocate(std::size_t bytes, MemoryUse use) {
   (void)use;
   return std::make_unique<CudaMemory>(bytes);
+}
+
+namespace {
+
+// A resident matrix: its device memory, and its entry in the backend's table of matrix types.
+class MatrixMemory final : public BackendMemory {
+ public:
+  MatrixMemory(std::size_t bytes, std::shared_ptr<void> registration)
+      : memory_(bytes), registration_(std::move(registration)) {}
+  std::byte* data() override { return memory_.data(); }
+  std::size_t bytes() const override { return memory_.bytes(); }
+
+ private:
+  CudaMemory memory_;
+  std::shared_ptr<void> registration_;  // erases the entry when the memory goes
+};
+
+}  // namespace
+
+std::unique_ptr<BackendMemory> CudaBackend::resident_matrix(const float* w, std::size_t rows,
+                                                            std::size_t cols) {
+  const std::size_t n = rows * cols;
+  auto entry = std::make_shared<const void*>(nullptr);
+  std::shared_ptr<Matrices> matrices = matrices_;
+  auto registration = std::shared_ptr<void>(nullptr, [matrices, entry](void*) {
+    const std::lock_guard lock(matrices->mutex);
+    matrices->types.erase(*entry);
+  });
+  auto m = std::make_unique<MatrixMemory>(n * kernels::elem_type_bytes(elem_type(weight_type_)),
+                                          std::move(registration));
+  if (weight_type_ == GemmType::kF32) {
+    upload(m->data(), w, n * sizeof(float));
+  } else {
+    // f32 onto the device once, converted there (round to nearest even).
+    CudaMemory staging(n * sizeof(float));
+    upload(staging.data(), w, n * sizeof(float));
+    INFLLM_CUDA_CHECK(kernels::launch_convert(reinterpret_cast<const float*>(staging.data()),
+                                              m->data(), elem_type(weight_type_), n, nullptr));
+    INFLLM_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  *entry = m->data();
+  const std::lock_guard lock(matrices_->mutex);
+  matrices_->types[m->data()] = weight_type_;
+  return m;
+}
+
+GemmType CudaBackend::matrix_type(const void* w) {
+  const std::lock_guard lock(matrices_->mutex);
+  const auto it = matrices_->types.find(w);
+  return it == matrices_->types.end() ? GemmType::kF32 : it->second;
 }
 
 void CudaBackend::upload(void* dst, const void* src, std::size_t bytes) {
@@ -86,8 +142,8 @@ void CudaBackend::gather_rows(const float* table_rows, std::span<const std::int3
   const std::lock_guard lock(mutex_);
   if (rows.empty()) return;
   const std::int32_t* d_rows = upload_table(kRows, rows);
-  INFLLM_CUDA_CHECK(kernels::launch_gather_rows(table_rows, kernels::ElemType::kF32, d_rows,
-                                                rows.size(), n, y, nullptr));
+  INFLLM_CUDA_CHECK(kernels::launch_gather_rows(table_rows, elem_type(matrix_type(table_rows)),
+                                                d_rows, rows.size(), n, y, nullptr));
 }
 
 void CudaBackend::store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows,
@@ -110,8 +166,14 @@ void CudaBackend::matmul(const float* x, const float* w, float* y, std::size_t m
   if (m == 0 || n == 0) return;
   // Row-major y (m, n) = x (m, k) . W^T is column-major y^T (n, m) = W (k, n)^T . x^T (k, m).
   const int in = static_cast<int>(n), im = static_cast<int>(m), ik = static_cast<int>(k);
-  blas_->gemm(true, false, in, im, ik, 1.0f, w, ik, x, ik, GemmType::kF32, accumulate ? 1.0f : 0.0f,
-              y, in);
+  const GemmType type = matrix_type(w);
+  const void* xs = x;
+  if (type != GemmType::kF32) {  // cublasGemmEx takes one input type: x goes to W's
+    void* narrow = table(kNarrowActivations, m * k * 2);
+    INFLLM_CUDA_CHECK(kernels::launch_convert(x, narrow, elem_type(type), m * k, nullptr));
+    xs = narrow;
+  }
+  blas_->gemm(true, false, in, im, ik, 1.0f, w, ik, xs, ik, type, accumulate ? 1.0f : 0.0f, y, in);
 }
 
 void CudaBackend::rms_norm(const float* x, const float* gain, float* y, std::size_t rows,

@@ -9,6 +9,7 @@
 // may serve several threads (the in-process cluster's instances): each call holds a mutex.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -19,13 +20,18 @@ namespace infllm::cuda {
 
 class CudaBackend final : public Backend {
  public:
-  // Binds this thread's CUDA calls to `device`. Throws InternalError when it is not usable.
-  explicit CudaBackend(int device = 0);
+  // Binds this thread's CUDA calls to `device`; weight matrices are held as `weights` (bf16 by
+  // default, f16 or f32 on request). Throws InternalError when the device is not usable.
+  explicit CudaBackend(int device = 0, GemmType weights = GemmType::kBF16);
   ~CudaBackend() override;
 
   const char* name() const override { return "cuda"; }
   bool host_memory() const override { return false; }
   std::unique_ptr<BackendMemory> allocate(std::size_t bytes, MemoryUse use) override;
+  // Uploads W in f32 and converts it on the device to the weight type; matmul then converts
+  // its activations to that type for a cublasGemmEx with f32 accumulation.
+  std::unique_ptr<BackendMemory> resident_matrix(const float* w, std::size_t rows,
+                                                 std::size_t cols) override;
   void upload(void* dst, const void* src, std::size_t bytes) override;
   void download(void* dst, const void* src, std::size_t bytes) override;
   void gather_rows(const float* table, std::span<const std::int32_t> rows, std::size_t n,
@@ -57,12 +63,23 @@ class CudaBackend final : public Backend {
   template <class T>
   T* upload_table(int which, std::span<const T> host);
 
+  // The element type of each resident matrix, by its start (matmul's w, gather_rows' table);
+  // shared with the matrices' memory, which removes its entry when freed.
+  struct Matrices {
+    std::mutex mutex;
+    std::map<const void*, GemmType> types;
+  };
+  GemmType matrix_type(const void* w);
+
   std::mutex mutex_;
+  GemmType weight_type_;
+  std::shared_ptr<Matrices> matrices_ = std::make_shared<Matrices>();
   int device_ = 0;
   int sm_count_ = 0;
   int blocks_per_split_ = 0;
   std::unique_ptr<Blas> blas_;
-  std::unique_ptr<BackendMemory> tables_[4];  // rows, positions, KV destinations, attention
+  std::unique_ptr<BackendMemory> tables_[5];  // rows, positions, KV destinations, attention,
+                                              // activations converted for a narrow GEMM
 };
 
 }  // namespace infllm::cuda

@@ -86,9 +86,14 @@ void Forward::make_resident(const Tensor& t) {
   if (resident_.count(&t) != 0) return;  // the LM head may be the embedding
   Resident r{t.ptr(), t.has_quant() ? t.quant_ptr() : nullptr};
   if (!backend_.host_memory()) {
-    const std::size_t bytes = static_cast<std::size_t>(t.numel()) * sizeof(float);
-    owned_.push_back(backend_.allocate(bytes, MemoryUse::kWeights));
-    backend_.upload(owned_.back()->data(), t.ptr(), bytes);
+    if (t.shape.size() == 2) {  // a matrix: the backend may keep it in its weight dtype
+      owned_.push_back(backend_.resident_matrix(t.ptr(), static_cast<std::size_t>(t.shape[0]),
+                                                static_cast<std::size_t>(t.shape[1])));
+    } else {
+      const std::size_t bytes = static_cast<std::size_t>(t.numel()) * sizeof(float);
+      owned_.push_back(backend_.allocate(bytes, MemoryUse::kWeights));
+      backend_.upload(owned_.back()->data(), t.ptr(), bytes);
+    }
     r.values = reinterpret_cast<const float*>(owned_.back()->data());
     if (t.has_quant()) {
       owned_.push_back(backend_.allocate(t.quant_bytes, MemoryUse::kWeights));

@@ -72,7 +72,8 @@ class Forward {
  public:
   // Keeps references to config and weights; inv_freq from config. The weights are made
   // resident in the backend's memory once, here: a host-memory backend reads them where they
-  // are, a device backend gets its own copy of every tensor.
+  // are, a device backend gets its own copy of every tensor (matrices through resident_matrix,
+  // so it may hold them in its weight dtype).
   Forward(const ModelConfig& config, const Weights& weights, Backend& backend);
   Forward(const Forward&) = delete;
   Forward& operator=(const Forward&) = delete;
