@@ -2,11 +2,12 @@
 # ...) so `ctest -R '^core\.'` selects a layer; labels (one per test): unit, mpi, gpu, slow, slurm.
 include(GoogleTest)
 
-# infllm_unit_test(<layer> <name> SOURCES ... [LIBS ...] [LABEL unit|gpu|slow])
+# infllm_unit_test(<layer> <name> SOURCES ... [LIBS ...] [LABEL unit|gpu|slow] [SKIP_REGEX re])
 # A plain GoogleTest executable, one ctest entry per TEST via gtest_discover_tests. Labels
-# default to `unit`; GPU tests pass LABEL gpu.
+# default to `unit`; GPU tests pass LABEL gpu. A test whose output matches SKIP_REGEX counts as
+# skipped (a GoogleTest environment that skips every test prints its reason, not "SKIPPED").
 function(infllm_unit_test layer name)
-  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;SKIP_REGEX" "SOURCES;LIBS" ${ARGN})
   set(target test_${layer}_${name})
   add_executable(${target} ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main infllm_options)
@@ -17,11 +18,15 @@ function(infllm_unit_test layer name)
   if(ARG_LABEL)
     set(labels ${ARG_LABEL})
   endif()
+  set(skip)
+  if(ARG_SKIP_REGEX)
+    set(skip SKIP_REGULAR_EXPRESSION "${ARG_SKIP_REGEX}")
+  endif()
   gtest_discover_tests(${target}
     TEST_PREFIX "${layer}."
     DISCOVERY_TIMEOUT 60
     NO_PRETTY_VALUES
-    PROPERTIES LABELS "${labels}" TIMEOUT 300)
+    PROPERTIES LABELS "${labels}" TIMEOUT 300 ${skip})
 endfunction()
 
 # infllm_mpi_test(<layer> <name> SOURCES ... [LIBS ...] [RANKS 2 4 8] [SLOW_RANKS 32])

@@ -12,7 +12,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerWarp = kAttnRows / kWarps;
-constexpr int kTile = 16;  // tokens of K and V in shared memory at a time
 constexpr unsigned kFullMask = 0xffffffffu;
 
 __device__ __forceinline__ int min_int(int a, int b) { return a < b ? a : b; }
@@ -33,23 +32,55 @@ __global__ void store_kv_kernel(std::byte* base, KvLayout layout, const KvDest* 
   }
 }
 
+// Keys of K and V in shared memory at a time: 16, or 8 for head dims over 128 (shared memory
+// under 48 KiB).
+template <int kPerLane>
+constexpr int keys_per_tile() {
+  return kPerLane == 8 ? 8 : 16;
+}
+
+template <int kPerLane>
+std::size_t attention_shared_bytes(int head_dim) {
+  const int keys = keys_per_tile<kPerLane>();
+  return sizeof(float) * (static_cast<std::size_t>(2 * keys + kAttnRows) * head_dim +
+                          static_cast<std::size_t>(kWarps) * keys);
+}
+
 // One item: up to kAttnRows query rows of one kv head against a run of blocks. Warp w owns rows
-// w, w + kWarps, ...; lane j holds dims j, j + 32, ... of each row's q and o (kPerLane of them).
-// K and V come through shared memory kTile tokens at a time, read once for all rows.
+// w, w + kWarps, ...; lane j holds dims j, j + 32, ... of each row's o (kPerLane of them). K and
+// V come through shared memory a tile of keys at a time, read once for all rows. Per row and
+// tile, lane t scores key t against the whole query (read from shared memory with a skew, so
+// the lanes of a warp hit distinct banks), the warp reduces the tile's max and sum, and the
+// weights go through shared memory to the lanes that own o's dims.
 template <int kPerLane>
 __global__ void micro_attention_kernel(AttnParams p, const AttnRequest* requests,
                                        const AttnBlock* blocks, const AttnItem* items,
                                        float* scratch, int partials) {
+  constexpr int kKeys = keys_per_tile<kPerLane>();
   INFLLM_DYNAMIC_SHARED(float, smem);
   const KvLayout& lay = p.pool.layout;
   const int hd = lay.head_dim;
-  float* ks = smem;               // (kTile, head_dim)
-  float* vs = smem + kTile * hd;  // (kTile, head_dim)
+  float* ks = smem;                 // (kKeys, head_dim)
+  float* vs = ks + kKeys * hd;      // (kKeys, head_dim)
+  float* qs = vs + kKeys * hd;      // (kAttnRows, head_dim) queries, scaled to log2 units
+  float* ps = qs + kAttnRows * hd;  // (kWarps, kKeys) one tile's weights per warp
   const AttnItem item = items[blockIdx.x];
   const AttnRequest req = requests[item.request];
   const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
 
-  float q[kRowsPerWarp][kPerLane], o[kRowsPerWarp][kPerLane];
+  for (int e = static_cast<int>(threadIdx.x); e < kAttnRows * hd;
+       e += static_cast<int>(blockDim.x)) {
+    const int r = e / hd, d = e % hd;
+    float v = 0.0f;
+    if (r < item.rows) {
+      const int row = item.row_begin + r;
+      const int token = row / p.group, head = item.kv_head * p.group + row % p.group;
+      v = req.q[(static_cast<std::size_t>(token) * p.q_heads + head) * hd + d] * p.score_scale;
+    }
+    qs[e] = v;
+  }
+
+  float o[kRowsPerWarp][kPerLane];
   float m[kRowsPerWarp], l[kRowsPerWarp];
   std::int64_t pos[kRowsPerWarp];
   bool valid[kRowsPerWarp];
@@ -58,29 +89,21 @@ __global__ void micro_attention_kernel(AttnParams p, const AttnRequest* requests
     valid[i] = r < item.rows;
     m[i] = -INFINITY;
     l[i] = 0.0f;
-    pos[i] = 0;
-    for (int j = 0; j < kPerLane; ++j) q[i][j] = o[i][j] = 0.0f;
-    if (!valid[i]) continue;
-    const int row = item.row_begin + r;
-    const int token = row / p.group, head = item.kv_head * p.group + row % p.group;
-    pos[i] = req.first_pos + token;
-    const float* qr = req.q + (static_cast<std::size_t>(token) * p.q_heads + head) * hd;
-    for (int j = 0; j < kPerLane; ++j) {
-      const int d = lane + 32 * j;
-      if (d < hd) q[i][j] = qr[d] * p.score_scale;  // scores come out in log2 units
-    }
+    for (int j = 0; j < kPerLane; ++j) o[i][j] = 0.0f;
+    pos[i] = req.first_pos + (valid[i] ? (item.row_begin + r) / p.group : 0);
   }
 
   const std::size_t k_head =
       lay.layer_k_offset + static_cast<std::size_t>(item.kv_head) * lay.head_bytes;
+  float* pw = ps + warp * kKeys;
   for (int b = item.block_begin; b < item.block_end; ++b) {
     const AttnBlock blk = blocks[b];
     const std::byte* kb =
         p.pool.base + static_cast<std::size_t>(blk.slot) * lay.slot_bytes + k_head;
     const std::byte* vb = kb + lay.v_offset;
-    for (int s = 0; s < blk.tokens; s += kTile) {
-      const int n = min_int(kTile, blk.tokens - s);
-      __syncthreads();  // the previous tile's readers are done
+    for (int s = 0; s < blk.tokens; s += kKeys) {
+      const int n = min_int(kKeys, blk.tokens - s);
+      __syncthreads();  // the previous tile's readers (and the query rows' writers) are done
       for (int e = static_cast<int>(threadIdx.x); e < n * hd; e += static_cast<int>(blockDim.x)) {
         ks[e] = load_elem(kb, static_cast<std::size_t>(s) * hd + e, lay.type);
         vs[e] = load_elem(vb, static_cast<std::size_t>(s) * hd + e, lay.type);
@@ -88,25 +111,46 @@ __global__ void micro_attention_kernel(AttnParams p, const AttnRequest* requests
       __syncthreads();
       for (int i = 0; i < kRowsPerWarp; ++i) {
         if (!valid[i]) continue;  // the same for every lane of the warp
-        for (int t = 0; t < n; ++t) {
-          if (blk.first_pos + s + t > pos[i]) continue;  // causal, by absolute position
-          float x = 0.0f;
-          for (int j = 0; j < kPerLane; ++j) {
-            const int d = lane + 32 * j;
-            if (d < hd) x += q[i][j] * ks[t * hd + d];
+        // Lane t's score of key t; -inf for a key past the tile or after the query (causal,
+        // by absolute position).
+        float x = -INFINITY;
+        if (lane < n && blk.first_pos + s + lane <= pos[i]) {
+          const float* qr = qs + (warp + i * kWarps) * hd;
+          const float* kr = ks + lane * hd;
+          float dot = 0.0f;
+          int d = lane % hd;
+          for (int c = 0; c < hd; ++c) {
+            dot += qr[d] * kr[d];
+            if (++d == hd) d = 0;
           }
-          for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(kFullMask, x, offset);
-          // Online softmax in base 2: rescale what was summed to the new max (0 from -inf).
-          const float m_new = fmaxf(m[i], x);
-          const float rescale = exp2f(m[i] - m_new);
-          const float w = exp2f(x - m_new);
-          l[i] = l[i] * rescale + w;
-          for (int j = 0; j < kPerLane; ++j) {
-            const int d = lane + 32 * j;
-            o[i][j] = o[i][j] * rescale + (d < hd ? w * vs[t * hd + d] : 0.0f);
-          }
-          m[i] = m_new;
+          x = dot;
         }
+        float tile_max = x;
+        for (int offset = 16; offset > 0; offset /= 2) {
+          tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, offset));
+        }
+        const float m_new = fmaxf(m[i], tile_max);
+        if (m_new == -INFINITY) continue;  // no key visible yet (the whole warp agrees)
+        // Online softmax in base 2: what was summed is rescaled to the new max (0 from -inf).
+        const float rescale = exp2f(m[i] - m_new);
+        const float w = exp2f(x - m_new);  // 0 for a masked key
+        float sum = w;
+        for (int offset = 16; offset > 0; offset /= 2) {
+          sum += __shfl_xor_sync(kFullMask, sum, offset);
+        }
+        l[i] = l[i] * rescale + sum;
+        m[i] = m_new;
+        if (lane < kKeys) pw[lane] = w;
+        __syncwarp();
+        for (int j = 0; j < kPerLane; ++j) {
+          const int d = lane + 32 * j;
+          float acc = o[i][j] * rescale;
+          if (d < hd) {
+            for (int t = 0; t < n; ++t) acc += pw[t] * vs[t * hd + d];
+          }
+          o[i][j] = acc;
+        }
+        __syncwarp();  // the weights are read before the next row writes its own
       }
     }
   }
@@ -192,7 +236,8 @@ __global__ void normalize_partials_kernel(const float* o, const float* l, std::s
 
 unsigned grid_for(std::size_t n, unsigned threads) {
   const std::size_t blocks = (n + threads - 1) / threads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks));
+  return static_cast<unsigned>(
+      blocks < 1 ? 1 : (blocks > INFLLM_GRID_STRIDE_BLOCKS ? INFLLM_GRID_STRIDE_BLOCKS : blocks));
 }
 
 }  // namespace
@@ -242,18 +287,21 @@ cudaError_t launch_attention(const AttnParams& params, const AttnRequest* reques
   if (n_items == 0) return cudaSuccess;
   const int hd = params.pool.layout.head_dim;
   if (hd <= 0 || hd > kAttnMaxHeadDim) return cudaErrorInvalidValue;
-  const std::size_t shared = 2 * kTile * static_cast<std::size_t>(hd) * sizeof(float);
   if (hd <= 32) {
-    INFLLM_LAUNCH(n_items, kThreads, shared, stream, micro_attention_kernel<1>)
+    INFLLM_LAUNCH(n_items, kThreads, attention_shared_bytes<1>(hd), stream,
+                  micro_attention_kernel<1>)
     (params, requests, blocks, items, scratch, partials);
   } else if (hd <= 64) {
-    INFLLM_LAUNCH(n_items, kThreads, shared, stream, micro_attention_kernel<2>)
+    INFLLM_LAUNCH(n_items, kThreads, attention_shared_bytes<2>(hd), stream,
+                  micro_attention_kernel<2>)
     (params, requests, blocks, items, scratch, partials);
   } else if (hd <= 128) {
-    INFLLM_LAUNCH(n_items, kThreads, shared, stream, micro_attention_kernel<4>)
+    INFLLM_LAUNCH(n_items, kThreads, attention_shared_bytes<4>(hd), stream,
+                  micro_attention_kernel<4>)
     (params, requests, blocks, items, scratch, partials);
   } else {
-    INFLLM_LAUNCH(n_items, kThreads, shared, stream, micro_attention_kernel<8>)
+    INFLLM_LAUNCH(n_items, kThreads, attention_shared_bytes<8>(hd), stream,
+                  micro_attention_kernel<8>)
     (params, requests, blocks, items, scratch, partials);
   }
   if (const cudaError_t rc = cudaGetLastError(); rc != cudaSuccess) return rc;

@@ -1,6 +1,5 @@
 // elementwise.cu: the forward pass's row-wise kernels (see elementwise.cuh). Grid-stride loops
-// over the elements, except RMSNorm: one block per row, the sum of squares reduced across the
-// block (warp shuffles, then one value per warp through shared memory).
+// over the elements, except RMSNorm: one warp per row, the sum of squares reduced by shuffles.
 #include "kernels/elementwise.cuh"
 
 #include "kernels/elem_access.cuh"
@@ -10,13 +9,15 @@ namespace infllm::kernels {
 namespace {
 
 constexpr unsigned kThreads = 256;
-constexpr unsigned kNormThreads = 128;
+constexpr unsigned kNormRowsPerBlock = 4;  // one warp per row
 constexpr unsigned kFullMask = 0xffffffffu;
 
-// Blocks of kThreads for n items, at most 4096 (the loops stride over the rest).
+// Blocks of kThreads for n items, at most INFLLM_GRID_STRIDE_BLOCKS (the loops stride over the
+// rest).
 unsigned grid_for(std::size_t n) {
   const std::size_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks));
+  return static_cast<unsigned>(
+      blocks < 1 ? 1 : (blocks > INFLLM_GRID_STRIDE_BLOCKS ? INFLLM_GRID_STRIDE_BLOCKS : blocks));
 }
 
 __device__ __forceinline__ std::size_t global_index() {
@@ -32,25 +33,18 @@ __global__ void gather_rows_kernel(const void* table, ElemType type, const std::
   }
 }
 
-__global__ void rms_norm_kernel(const float* x, const float* gain, float* y, std::size_t dim,
-                                float eps) {
-  __shared__ float warp_sums[32];
-  __shared__ float inv_rms;
-  const float* xr = x + blockIdx.x * dim;
-  float* yr = y + blockIdx.x * dim;
+__global__ void rms_norm_kernel(const float* x, const float* gain, float* y, std::size_t rows,
+                                std::size_t dim, float eps) {
+  const std::size_t row = std::size_t{blockIdx.x} * kNormRowsPerBlock + threadIdx.x / 32;
+  if (row >= rows) return;  // the whole warp: no barrier follows
+  const unsigned lane = threadIdx.x % 32;
+  const float* xr = x + row * dim;
+  float* yr = y + row * dim;
   float sum = 0.0f;
-  for (std::size_t i = threadIdx.x; i < dim; i += blockDim.x) sum += xr[i] * xr[i];
+  for (std::size_t i = lane; i < dim; i += 32) sum += xr[i] * xr[i];
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(kFullMask, sum, offset);
-  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < blockDim.x / 32 ? warp_sums[threadIdx.x] : 0.0f;
-    for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(kFullMask, s, offset);
-    if (threadIdx.x == 0) inv_rms = rsqrtf(s / static_cast<float>(dim) + eps);
-  }
-  __syncthreads();
-  const float inv = inv_rms;
-  for (std::size_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * inv * gain[i];
+  const float inv = rsqrtf(sum / static_cast<float>(dim) + eps);
+  for (std::size_t i = lane; i < dim; i += 32) yr[i] = xr[i] * inv * gain[i];
 }
 
 __global__ void rope_kernel(float* x, const std::int64_t* positions, std::size_t rows, int heads,
@@ -98,8 +92,9 @@ cudaError_t launch_gather_rows(const void* table, ElemType type, const std::int3
 cudaError_t launch_rms_norm(const float* x, const float* gain, float* y, std::size_t rows,
                             std::size_t dim, float eps, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  INFLLM_LAUNCH(static_cast<unsigned>(rows), kNormThreads, 0, stream, rms_norm_kernel)
-  (x, gain, y, dim, eps);
+  const auto blocks = static_cast<unsigned>((rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock);
+  INFLLM_LAUNCH(blocks, 32 * kNormRowsPerBlock, 0, stream, rms_norm_kernel)
+  (x, gain, y, rows, dim, eps);
   return cudaGetLastError();
 }
 

@@ -4,6 +4,7 @@
 
 #include <barrier>
 #include <condition_variable>
+#include <semaphore>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -243,15 +244,46 @@ cudaError_t check_config(const LaunchConfig& config) {
 
 namespace {
 
-// One launch as its threads see it.
+// One launch as its threads see it. The blocks follow each other through one barrier phase: its
+// completion (run by the last thread to arrive, before any leaves) sets up the next block.
 struct Launch {
+  struct NextBlock {
+    Launch* launch;
+    void operator()() noexcept { launch->next(); }
+  };
+
   const LaunchConfig* config = nullptr;
   const std::function<void()>* body = nullptr;
   unsigned threads = 0;
   std::byte* dynamic_shared = nullptr;
+  std::size_t dynamic_bytes = 0;
   std::unique_ptr<Block> block;  // the block running now
+  std::uint64_t index = 0;       // its linear index, x fastest
   bool done = false;
-  std::unique_ptr<std::barrier<>> start, end;
+  std::unique_ptr<std::barrier<NextBlock>> between;
+
+  void start() {
+    index = 0;
+    set_up_block();
+  }
+  void next() noexcept {
+    const dim3 g = config->grid;
+    if (++index == std::uint64_t{g.x} * g.y * g.z) {
+      done = true;
+      block.reset();
+      return;
+    }
+    set_up_block();
+  }
+  void set_up_block() noexcept {
+    const dim3 g = config->grid;
+    const auto x = static_cast<unsigned>(index % g.x);
+    const auto y = static_cast<unsigned>((index / g.x) % g.y);
+    const auto z = static_cast<unsigned>(index / (std::uint64_t{g.x} * g.y));
+    block = std::make_unique<Block>(threads, uint3{x, y, z});
+    // Shared memory holds garbage at a block's start on a GPU: here NaN (0xff bytes).
+    std::memset(dynamic_shared, 0xff, dynamic_bytes);
+  }
 };
 
 // The OS threads that play CUDA threads, kept between launches (creating a block's threads for
@@ -260,43 +292,26 @@ struct Launch {
 class WorkerPool {
  public:
   ~WorkerPool() {
-    {
-      std::lock_guard lock(mutex_);
-      shutdown_ = true;
-    }
-    wake_.notify_all();
+    shutdown_ = true;
+    for (auto& w : wake_) w->release();
     for (std::thread& t : workers_) t.join();
   }
 
-  // Runs every block of `launch` in turn on launch.threads workers; returns when none of them
-  // touches the launch any more.
+  // Runs every block of `launch` in turn on workers 0 .. launch.threads - 1 (only they are
+  // woken); returns when none of them touches the launch any more.
   void run(Launch& launch) {
+    while (workers_.size() < launch.threads) {
+      const auto tid = static_cast<unsigned>(workers_.size());
+      wake_.push_back(std::make_unique<std::binary_semaphore>(0));
+      workers_.emplace_back([this, tid] { work(tid); });
+    }
+    launch_ = &launch;
     {
-      std::unique_lock lock(mutex_);
-      while (workers_.size() < launch.threads) {
-        const auto tid = static_cast<unsigned>(workers_.size());
-        workers_.emplace_back([this, tid] { work(tid); });
-      }
-      launch_ = &launch;
+      std::lock_guard lock(mutex_);
       busy_ = launch.threads;
-      ++generation_;
     }
-    wake_.notify_all();
-    const dim3 g = launch.config->grid;
-    const std::size_t shared = launch.config->shared_bytes + 16;
-    for (unsigned z = 0; z < g.z; ++z) {
-      for (unsigned y = 0; y < g.y; ++y) {
-        for (unsigned x = 0; x < g.x; ++x) {
-          launch.block = std::make_unique<Block>(launch.threads, uint3{x, y, z});
-          // Shared memory holds garbage at a block's start on a GPU: here NaN (0xff bytes).
-          std::memset(launch.dynamic_shared, 0xff, shared);
-          launch.start->arrive_and_wait();
-          launch.end->arrive_and_wait();
-        }
-      }
-    }
-    launch.done = true;
-    launch.start->arrive_and_wait();
+    launch.start();
+    for (unsigned t = 0; t < launch.threads; ++t) wake_[t]->release();
     std::unique_lock lock(mutex_);
     idle_.wait(lock, [&] { return busy_ == 0; });
     launch_ = nullptr;
@@ -304,22 +319,12 @@ class WorkerPool {
 
  private:
   void work(unsigned tid) {
-    std::uint64_t seen = 0;
     for (;;) {
-      Launch* launch = nullptr;
-      {
-        std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return shutdown_ || (generation_ != seen && launch_ != nullptr); });
-        if (shutdown_) return;
-        seen = generation_;
-        if (tid >= launch_->threads) continue;
-        launch = launch_;
-      }
-      play(tid, *launch);
-      {
-        std::lock_guard lock(mutex_);
-        if (--busy_ == 0) idle_.notify_all();
-      }
+      wake_[tid]->acquire();  // released for a launch with more than tid threads, or shutdown
+      if (shutdown_) return;
+      play(tid, *launch_);
+      std::lock_guard lock(mutex_);
+      if (--busy_ == 0) idle_.notify_all();
     }
   }
 
@@ -333,9 +338,7 @@ class WorkerPool {
     c.grid_dim = launch.config->grid;
     c.dynamic_shared = launch.dynamic_shared;
     tls_context = &c;
-    for (;;) {
-      launch.start->arrive_and_wait();
-      if (launch.done) break;
+    while (!launch.done) {
       c.block = launch.block.get();
       c.block_idx = c.block->index();
       c.warp = c.block->warp(tid);
@@ -348,18 +351,19 @@ class WorkerPool {
       }
       c.warp->barrier().leave(c.lane);
       c.block->barrier().leave(tid);
-      launch.end->arrive_and_wait();
+      launch.between->arrive_and_wait();  // the last to arrive sets up the next block
     }
     tls_context = nullptr;
   }
 
   std::mutex mutex_;
-  std::condition_variable wake_, idle_;
+  std::condition_variable idle_;
+  // workers_ and wake_ grow only in run(), under the launch mutex, while no worker runs.
   std::vector<std::thread> workers_;
-  Launch* launch_ = nullptr;
-  std::uint64_t generation_ = 0;
+  std::vector<std::unique_ptr<std::binary_semaphore>> wake_;
+  Launch* launch_ = nullptr;  // set before the workers are released, which orders it for them
   unsigned busy_ = 0;
-  bool shutdown_ = false;
+  std::atomic<bool> shutdown_{false};
 };
 
 }  // namespace
@@ -379,8 +383,9 @@ void run_grid(const LaunchConfig& config, const std::function<void()>& body) {
   launch.threads = bd.x * bd.y * bd.z;
   std::vector<std::byte> dynamic_shared(config.shared_bytes + 16);
   launch.dynamic_shared = dynamic_shared.data();
-  launch.start = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(launch.threads) + 1);
-  launch.end = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(launch.threads) + 1);
+  launch.dynamic_bytes = dynamic_shared.size();
+  launch.between = std::make_unique<std::barrier<Launch::NextBlock>>(
+      static_cast<std::ptrdiff_t>(launch.threads), Launch::NextBlock{&launch});
   pool.run(launch);
   current_kernel = "";
 }
@@ -391,7 +396,8 @@ namespace {
 
 struct Allocations {
   std::mutex mutex;
-  std::map<std::uintptr_t, std::size_t> device;  // start -> bytes
+  std::map<std::uintptr_t, std::size_t> device;      // start -> bytes
+  std::map<std::uintptr_t, std::size_t> registered;  // cudaHostRegister'd host memory
 };
 
 Allocations& allocations() {
@@ -591,12 +597,42 @@ cudaError_t cudaGetDevice(int* device) {
   return cudaSuccess;
 }
 
-// The emulated device has 4 SMs (what the backend's work splitting reads); other attributes are
+// The emulated device has 4 SMs (what the backend's work splitting reads) and, like every GPU
+// on a 64-bit Linux host, uses registered host memory at its host address; other attributes are
 // not emulated.
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (value == nullptr || device != 0) return record(cudaErrorInvalidValue);
-  if (attr != cudaDevAttrMultiProcessorCount) return record(cudaErrorInvalidValue);
-  *value = 4;
+  switch (attr) {
+    case cudaDevAttrMultiProcessorCount:
+      *value = 4;
+      return cudaSuccess;
+    case cudaDevAttrCanUseHostPointerForRegisteredMem:
+      *value = 1;
+      return cudaSuccess;
+    default:
+      return record(cudaErrorInvalidValue);
+  }
+}
+
+// Registered host memory stays host memory for copies; a range registered twice, or
+// unregistered without being registered, is an error as in CUDA.
+cudaError_t cudaHostRegister(void* ptr, size_t size, unsigned int flags) {
+  (void)flags;
+  if (ptr == nullptr || size == 0 || !is_host(ptr, size)) return record(cudaErrorInvalidValue);
+  auto& a = cuda_on_cpu::allocations();
+  std::lock_guard lock(a.mutex);
+  if (!a.registered.emplace(reinterpret_cast<std::uintptr_t>(ptr), size).second) {
+    return record(cudaErrorHostMemoryAlreadyRegistered);
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostUnregister(void* ptr) {
+  auto& a = cuda_on_cpu::allocations();
+  std::lock_guard lock(a.mutex);
+  if (a.registered.erase(reinterpret_cast<std::uintptr_t>(ptr)) == 0) {
+    return record(cudaErrorHostMemoryNotRegistered);
+  }
   return cudaSuccess;
 }
 

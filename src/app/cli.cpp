@@ -40,6 +40,32 @@ std::string top_level_help() {
   return os.str();
 }
 
+const char* backend_choice_name(BackendChoice b) {
+  switch (b) {
+    case BackendChoice::kCpu:
+      return "cpu";
+    case BackendChoice::kCuda:
+      return "cuda";
+    case BackendChoice::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+const char* weight_dtype_name(WeightDtype w) {
+  switch (w) {
+    case WeightDtype::kBF16:
+      return "bf16";
+    case WeightDtype::kF16:
+      return "f16";
+    case WeightDtype::kF32:
+      return "f32";
+    case WeightDtype::kAuto:
+      break;
+  }
+  return "auto";
+}
+
 namespace {
 
 // Boost's messages name options as "--name"; keep the option name for UsageError.
@@ -95,6 +121,21 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   return vm;
 }
 
+BackendChoice parse_backend(const std::string& v) {
+  for (BackendChoice b : {BackendChoice::kAuto, BackendChoice::kCpu, BackendChoice::kCuda}) {
+    if (v == backend_choice_name(b)) return b;
+  }
+  throw UsageError("backend", "'" + v + "' is not one of cpu, cuda, auto");
+}
+
+WeightDtype parse_weight_dtype(const std::string& v) {
+  for (WeightDtype w :
+       {WeightDtype::kAuto, WeightDtype::kBF16, WeightDtype::kF16, WeightDtype::kF32}) {
+    if (v == weight_dtype_name(w)) return w;
+  }
+  throw UsageError("weight-dtype", "'" + v + "' is not one of bf16, f16, f32, auto");
+}
+
 KvPolicy parse_kv_policy(const std::string& v) {
   for (KvPolicy p : {KvPolicy::kPooled, KvPolicy::kLocal}) {
     if (v == kv_policy_name(p)) return p;
@@ -129,7 +170,7 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   Parsed<GenerateConfig> out;
   GenerateConfig& c = out.config;
   std::string kv_policy = "pooled", remote = "auto", dgfm = "on", fill_waits = "on",
-              admission = "reserve";
+              admission = "reserve", backend = "auto", weight_dtype = "auto";
   po::options_description job("job");
   // clang-format off
   job.add_options()
@@ -162,6 +203,8 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   // clang-format off
   kv.add_options()
       ("threads", po::value(&c.threads)->default_value(c.threads), "threads per rank (0 = its cores / the ranks on the node sharing them)")
+      ("backend", po::value(&backend)->default_value(backend), "cpu | cuda | auto: where the forward pass runs (cuda: the GPU of the rank's index on its node, in a build with the CUDA backend; auto: cuda when such a build sees a GPU)")
+      ("weight-dtype", po::value(&weight_dtype)->default_value(weight_dtype), "bf16 | f16 | f32 | auto: how the CUDA backend holds weight matrices (auto: bf16); the CPU backend computes in f32 from the weights as stored")
       ("kv-pool-mb", po::value(&c.kv_pool_mb)->default_value(c.kv_pool_mb), "rBlock pool per rank in MiB, fractional allowed (0 = automatic)")
       ("block-tokens", po::value(&c.engine.instance.block_tokens)->default_value(c.engine.instance.block_tokens), "tokens per rBlock")
       ("max-lend-fraction", po::value(&c.engine.max_lend_fraction)->default_value(c.engine.max_lend_fraction), "most of a pool lent to other ranks")
@@ -185,6 +228,14 @@ Parsed<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
   }
   c.engine.policy = parse_kv_policy(kv_policy);
   c.engine.remote = parse_remote_attention(remote);
+  c.backend = parse_backend(backend);
+  c.weight_dtype = parse_weight_dtype(weight_dtype);
+  if (c.backend == BackendChoice::kCpu && c.weight_dtype != WeightDtype::kAuto &&
+      c.weight_dtype != WeightDtype::kF32) {
+    throw UsageError("weight-dtype", std::string(weight_dtype_name(c.weight_dtype)) +
+                                         " applies to --backend cuda; the CPU backend computes "
+                                         "in f32 from the weights as stored");
+  }
   c.engine.dgfm = parse_on_off("dgfm", dgfm);
   c.engine.fill_waits = parse_on_off("fill-waits", fill_waits);
   c.engine.reserve_growth = parse_admission(admission);

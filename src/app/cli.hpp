@@ -30,6 +30,16 @@ const std::vector<SubcommandInfo>& subcommands();
 // Top-level usage text (`infllm --help`).
 std::string top_level_help();
 
+// Where the forward pass runs (--backend): the CPU; the CUDA backend on the GPU of the rank's
+// node-local index (builds with it only); or auto, which is cuda when that build sees a device.
+enum class BackendChoice { kAuto, kCpu, kCuda };
+// How the CUDA backend holds weight matrices (--weight-dtype); auto is bf16 there. The CPU
+// backend computes in f32 from the weights as stored.
+enum class WeightDtype { kAuto, kBF16, kF16, kF32 };
+
+const char* backend_choice_name(BackendChoice b);
+const char* weight_dtype_name(WeightDtype w);
+
 struct GenerateConfig {
   std::string model;
   std::string input;
@@ -58,6 +68,8 @@ struct GenerateConfig {
     e.check_invariants = kDebugBuild;  // on by default in debug builds
     return e;
   }();
+  BackendChoice backend = BackendChoice::kAuto;
+  WeightDtype weight_dtype = WeightDtype::kAuto;
   // The longest JSONL input line read, in MiB: memory stays bounded on any input.
   int max_record_mb = 64;
   // The job.

@@ -44,6 +44,9 @@
 
 #include "app/cli.hpp"
 #include "backend/cpu/cpu_backend.hpp"
+#if defined(INFLLM_HAVE_CUDA_BACKEND)
+#include "backend/cuda/cuda_backend.hpp"
+#endif
 #include "backend/cpu/cpu_threads.hpp"
 #include "core/errors.hpp"
 #include "dist/engine.hpp"
@@ -185,6 +188,9 @@ long env_number(const char* name) {
 }
 
 struct Setup {
+  std::unique_ptr<Backend> backend;
+  std::string backend_line;  // "cpu", "cuda:0 (bf16 weights)"
+  json backend_options;      // what the backend changes in outputs (part of the fingerprint)
   std::unique_ptr<dist::NodeWeights> weights;
   std::optional<model::Tokenizer> tok;
   std::vector<model::GenRequest> requests;
@@ -214,8 +220,53 @@ void refuse_output_onto_input(const GenerateConfig& cfg) {
   }
 }
 
-void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
+// The backend --backend and --weight-dtype ask for on this rank: the CUDA backend binds to the
+// GPU of the rank's index on its node (modulo the GPUs it sees). A choice this build or this
+// node cannot honour is refused by name.
+void make_backend(const GenerateConfig& cfg, int node_rank, Setup& st) {
+#if defined(INFLLM_HAVE_CUDA_BACKEND)
+  const int devices = cuda::visible_devices();
+#else
+  const int devices = 0;
+  (void)node_rank;
+  if (cfg.backend == BackendChoice::kCuda) {
+    throw UsageError("backend",
+                     "cuda: this build has no CUDA backend (configure with "
+                     "-DINFLLM_CUDA=ON; docs/building.md)");
+  }
+#endif
+  if (cfg.backend == BackendChoice::kCuda && devices == 0) {
+    throw UsageError("backend", "cuda: no CUDA device is visible to this rank");
+  }
+  const bool cuda =
+      cfg.backend == BackendChoice::kCuda || (cfg.backend == BackendChoice::kAuto && devices > 0);
+  if (!cuda) {
+    if (cfg.weight_dtype == WeightDtype::kBF16 || cfg.weight_dtype == WeightDtype::kF16) {
+      throw UsageError("weight-dtype", std::string(weight_dtype_name(cfg.weight_dtype)) +
+                                           " applies to the CUDA backend, and this rank runs on "
+                                           "the CPU (no CUDA device)");
+    }
+    st.backend = std::make_unique<cpu::CpuBackend>();
+    st.backend_line = "cpu";
+    st.backend_options = json::object();
+    return;
+  }
+#if defined(INFLLM_HAVE_CUDA_BACKEND)
+  const WeightDtype w =
+      cfg.weight_dtype == WeightDtype::kAuto ? WeightDtype::kBF16 : cfg.weight_dtype;
+  const int device = node_rank % devices;
+  st.backend =
+      std::make_unique<cuda::CudaBackend>(device, w == WeightDtype::kBF16  ? cuda::GemmType::kBF16
+                                                  : w == WeightDtype::kF16 ? cuda::GemmType::kF16
+                                                                           : cuda::GemmType::kF32);
+  st.backend_line = "cuda:" + std::to_string(device) + " (" + weight_dtype_name(w) + " weights)";
+  st.backend_options = {{"backend", "cuda"}, {"weight-dtype", weight_dtype_name(w)}};
+#endif
+}
+
+void set_up(const GenerateConfig& cfg, int rank, int ranks, int node_rank, Setup& st) {
   refuse_output_onto_input(cfg);
+  make_backend(cfg, node_rank, st);
   // A repository id (ORG/NAME[@REV]) is the snapshot in the Hugging Face cache.
   const std::string model_path = model::resolve_model_path(cfg.model);
   st.weights = std::make_unique<dist::NodeWeights>(MPI_COMM_WORLD, model_path);
@@ -252,7 +303,10 @@ void set_up(const GenerateConfig& cfg, int rank, int ranks, Setup& st) {
                                        std::to_string(st.block_bytes) + " bytes each)");
   }
   if (rank != 0) return;
-  const json fingerprint = io::make_fingerprint(model_path, cfg.input, output_options(cfg),
+  // The CPU backend adds nothing, so outputs written before --backend existed still resume.
+  json options = output_options(cfg);
+  options.update(st.backend_options);
+  const json fingerprint = io::make_fingerprint(model_path, cfg.input, options,
                                                 static_cast<std::int64_t>(docs.size()), input_hash);
   const json run_attributes = {{"model", model_path},
                                {"input", cfg.input},
@@ -336,7 +390,7 @@ int run_generate(const GenerateConfig& cfg) {
   int code = 0;
   std::string message;
   try {
-    set_up(cfg, rank, ranks, st);
+    set_up(cfg, rank, ranks, mpi.node_rank(), st);
   } catch (const StopRequested& e) {
     code = static_cast<int>(ExitCode::kStopped);
     message = e.what();
@@ -368,7 +422,8 @@ int run_generate(const GenerateConfig& cfg) {
               << " (" << mpi.node_size() << " on this node, sharing "
               << st.weights->bytes() / 1048576 << " MiB of weights), kv-policy "
               << kv_policy_name(cfg.engine.policy) << "; pool " << st.slots << " rBlocks of "
-              << st.block_bytes << " bytes per rank; " << cpu::threads() << " threads per rank"
+              << st.block_bytes << " bytes per rank; backend " << st.backend_line << "; "
+              << cpu::threads() << " threads per rank"
               << (ranks > 1 ? (cfg.engine.fill_waits ? "; fill-waits on" : "; fill-waits off") : "")
               << "\n";
     if (cfg.resume) {
@@ -383,7 +438,7 @@ int run_generate(const GenerateConfig& cfg) {
 
   // 2. The run. Any exception from here on aborts the whole job (exit 3).
   try {
-    cpu::CpuBackend backend;
+    Backend& backend = *st.backend;
     model::Forward forward(m.config, m.weights, backend);
     EngineOptions options = cfg.engine;
     options.instance.pool_slots = st.slots;

@@ -56,6 +56,8 @@ class Backend {
   // Memory another owner allocated (an RMA window) is about to hold a KV pool: advice before
   // its first touch (the CPU backend asks for 2 MiB pages). Nothing by default.
   virtual void prepare_kv(std::byte* base, std::size_t bytes) { (void)base, (void)bytes; }
+  // The memory prepare_kv was given is about to be freed. Nothing by default.
+  virtual void release_kv(std::byte* base) { (void)base; }
   // A weight matrix W (rows, cols), f32 in host memory, made resident where matmul (its w) and
   // gather_rows (its table) read it; those calls then take the start of the returned memory as
   // W. The default holds it as f32 (allocate + upload); a device backend may store it narrower

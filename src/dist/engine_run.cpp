@@ -47,6 +47,13 @@ RunSummary Engine::run(const std::vector<model::GenRequest>& requests,
   RmaPool pool(comm_, block_bytes, slots, [this](std::byte* base, std::size_t bytes) {
     forward_.backend().prepare_kv(base, bytes);
   });
+  // The backend lets go of the window's memory (a device backend unregisters it) before the
+  // window is freed: declared after the pool, destroyed before it.
+  struct KvRelease {
+    Backend& backend;
+    std::byte* base;
+    ~KvRelease() { backend.release_kv(base); }
+  } release{forward_.backend(), pool.local(SlotId{0}).data()};
   const KvStore store{pool.local(SlotId{0}).data(), block_bytes, slots, geometry};
   MpiAttentionExchange exchange(attn_comm_);
   model::DistAttention attention(exchange, forward_.backend(), store.view(),

@@ -87,6 +87,22 @@ TEST(ParseGenerate, ReadsEveryKindOfValue) {
   EXPECT_TRUE(c.resume);
 }
 
+TEST(ParseGenerate, BackendAndWeightDtype) {
+  const GenerateConfig d = parse_generate(with_required({})).config;
+  EXPECT_EQ(d.backend, BackendChoice::kAuto);
+  EXPECT_EQ(d.weight_dtype, WeightDtype::kAuto);
+  const GenerateConfig c =
+      parse_generate(with_required({"--backend", "cuda", "--weight-dtype", "f16"})).config;
+  EXPECT_EQ(c.backend, BackendChoice::kCuda);
+  EXPECT_EQ(c.weight_dtype, WeightDtype::kF16);
+  EXPECT_EQ(rejected_option(with_required({"--backend", "gpu"})), "backend");
+  EXPECT_EQ(rejected_option(with_required({"--weight-dtype", "fp8"})), "weight-dtype");
+  // The CPU backend computes in f32 from the weights as stored: a narrower dtype is refused.
+  EXPECT_EQ(rejected_option(with_required({"--backend", "cpu", "--weight-dtype", "bf16"})),
+            "weight-dtype");
+  EXPECT_EQ(rejected_option(with_required({"--backend", "cpu", "--weight-dtype", "f32"})), "");
+}
+
 TEST(ParseGenerate, HelpNeedsNoRequiredOption) {
   const auto p = parse_generate({"--help"});
   ASSERT_TRUE(p.help);

@@ -55,7 +55,41 @@ CudaBackend::CudaBackend(int device, GemmType weights) : device_(device), weight
   blas_ = std::make_unique<Blas>(nullptr);
 }
 
-CudaBackend::~CudaBackend() = default;
+CudaBackend::~CudaBackend() {
+  for (std::byte* base : registered_) (void)cudaHostUnregister(base);
+}
+
+int visible_devices() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();  // the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+void CudaBackend::prepare_kv(std::byte* base, std::size_t bytes) {
+  int host_pointers = 0;
+  INFLLM_CUDA_CHECK(cudaDeviceGetAttribute(&host_pointers,
+                                           cudaDevAttrCanUseHostPointerForRegisteredMem, device_));
+  if (host_pointers == 0) {
+    throw InternalError("cuda backend: device " + std::to_string(device_) +
+                        " cannot use registered host memory at its host address, which a KV "
+                        "pool in an MPI window needs");
+  }
+  INFLLM_CUDA_CHECK(
+      cudaHostRegister(base, bytes, cudaHostRegisterMapped | cudaHostRegisterPortable));
+  const std::lock_guard lock(mutex_);
+  registered_.push_back(base);
+}
+
+void CudaBackend::release_kv(std::byte* base) {
+  const std::lock_guard lock(mutex_);
+  const auto it = std::find(registered_.begin(), registered_.end(), base);
+  if (it == registered_.end()) return;
+  registered_.erase(it);
+  INFLLM_CUDA_CHECK(cudaHostUnregister(base));
+}
 
 std::unique_ptr<BackendMemory> CudaBackend::allocate(std::size_t bytes, MemoryUse use) {
   (void)use;

@@ -12,11 +12,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "backend/backend.hpp"
 #include "backend/cuda/gemm.hpp"
 
 namespace infllm::cuda {
+
+// CUDA devices this process can use; 0 without a driver or a device (never throws).
+int visible_devices();
 
 class CudaBackend final : public Backend {
  public:
@@ -32,6 +36,11 @@ class CudaBackend final : public Backend {
   // its activations to that type for a cublasGemmEx with f32 accumulation.
   std::unique_ptr<BackendMemory> resident_matrix(const float* w, std::size_t rows,
                                                  std::size_t cols) override;
+  // A KV pool in memory an RMA window owns (MPI without CUDA support): registered as mapped,
+  // pinned host memory that the kernels read and write at its host address; MPI moves its
+  // rBlocks as before. Throws InternalError where the device cannot use such addresses.
+  void prepare_kv(std::byte* base, std::size_t bytes) override;
+  void release_kv(std::byte* base) override;
   void upload(void* dst, const void* src, std::size_t bytes) override;
   void download(void* dst, const void* src, std::size_t bytes) override;
   void gather_rows(const float* table, std::span<const std::int32_t> rows, std::size_t n,
@@ -74,6 +83,7 @@ class CudaBackend final : public Backend {
   std::mutex mutex_;
   GemmType weight_type_;
   std::shared_ptr<Matrices> matrices_ = std::make_shared<Matrices>();
+  std::vector<std::byte*> registered_;  // KV pools registered by prepare_kv
   int device_ = 0;
   int sm_count_ = 0;
   int blocks_per_split_ = 0;
