@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "app/bench.hpp"
+#include "app/bench_cuda.hpp"
 #include "backend/cpu/attention.hpp"
 #include "backend/cpu/attention_parallel.hpp"
 #include "backend/cpu/cpu_threads.hpp"
@@ -161,6 +162,9 @@ Row measure(std::int64_t context, KvDtype dtype, int threads, cpu::MaKernel kern
 }
 
 int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options) {
+  if (options.backend == infllm::app::BackendChoice::kCuda) {
+    return infllm::app::run_cuda_attention(options);
+  }
   const int threads = cpu::threads();
   cpu::MaKernel kernel = cpu::MaKernel::kAuto;
   const char* kernel_name = cpu::ma_auto_kernel_name();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "app/bench.hpp"
+#include "app/bench_cuda.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/cpu_threads.hpp"
 #include "backend/cpu/machine_probe.hpp"
@@ -74,6 +75,9 @@ struct Bench {
 };
 
 int run(int /*argc*/, char** /*argv*/, const infllm::app::BenchOptions& options) {
+  if (options.backend == infllm::app::BackendChoice::kCuda) {
+    return infllm::app::run_cuda_forward(options);
+  }
   const std::string path = options.model.empty() ? model::smollm2_gguf_path() : options.model;
   if (!std::filesystem::exists(path)) {
     std::fprintf(stderr,

@@ -295,7 +295,7 @@ Parsed<MakeModelConfig> parse_make_model(const std::vector<std::string>& args) {
 Parsed<BenchConfig> parse_bench(const std::vector<std::string>& args) {
   Parsed<BenchConfig> out;
   BenchConfig& c = out.config;
-  std::string fill_waits = "on", admission = "reserve", remote = "auto";
+  std::string fill_waits = "on", admission = "reserve", remote = "auto", backend = "cpu";
   po::options_description desc("bench");
   // clang-format off
   desc.add_options()
@@ -307,7 +307,8 @@ Parsed<BenchConfig> parse_bench(const std::vector<std::string>& args) {
       ("ranks", po::value(&c.ranks)->default_value(c.ranks), "ranks of both runs of `mixed`, 2..64")
       ("fill-waits", po::value(&fill_waits)->default_value(fill_waits), "--fill-waits of both runs of `mixed`: on | off")
       ("admission", po::value(&admission)->default_value(admission), "--admission of both runs of `mixed`: reserve | optimistic")
-      ("remote-attention", po::value(&remote)->default_value(remote), "--remote-attention of both runs of `mixed`: push-query | pull-kv | auto");
+      ("remote-attention", po::value(&remote)->default_value(remote), "--remote-attention of both runs of `mixed`: push-query | pull-kv | auto")
+      ("backend", po::value(&backend)->default_value(backend), "`attention` and `forward`: cpu | cuda (the CUDA backend on GPU 0, in a build that has it)");
   // clang-format on
   po::positional_options_description positional;
   positional.add("name", 1);
@@ -320,6 +321,13 @@ Parsed<BenchConfig> parse_bench(const std::vector<std::string>& args) {
   c.fill_waits = parse_on_off("fill-waits", fill_waits);
   c.admission_reserve = parse_admission(admission);
   c.remote_attention = parse_remote_attention(remote);
+  c.backend = parse_backend(backend);
+  if (c.backend == BackendChoice::kAuto) {
+    throw UsageError("backend", "a benchmark measures one backend: cpu or cuda");
+  }
+  if (c.backend == BackendChoice::kCuda && c.name != "attention" && c.name != "forward") {
+    throw UsageError("backend", "cuda: only `attention` and `forward` run on the CUDA backend");
+  }
   require_range("threads", c.threads, 0, 4096);
   require_range("ranks", c.ranks, 2, 64);
   return out;

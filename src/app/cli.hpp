@@ -117,6 +117,7 @@ struct BenchConfig {
   bool fill_waits = true;         // `mixed`: --fill-waits of the pooled run
   bool admission_reserve = true;  // `mixed`: --admission of the pooled run
   RemoteAttention remote_attention = RemoteAttention::kAuto;  // `mixed`: both runs
+  BackendChoice backend = BackendChoice::kCpu;                // `attention`, `forward`: cpu or cuda
 };
 // Throws UsageError naming the option on any problem; an unknown benchmark name is the
 // caller's to refuse (the registry lives with the benchmarks).
