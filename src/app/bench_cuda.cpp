@@ -176,7 +176,14 @@ model::Weights random_weights(const ModelConfig& c) {
   auto matrix = [&](std::int64_t rows, std::int64_t cols) {
     model::Tensor t;
     t.shape = {rows, cols};
-    t.data = random_floats(static_cast<std::size_t>(rows * cols), seed++, 0.02f);
+    // A cheap generator: a 1B model is 1.2e9 values, which std::normal_distribution takes a
+    // minute to draw. Uniform in [-0.03, 0.03), the spread of a trained model's weights.
+    t.data.resize(static_cast<std::size_t>(rows * cols));
+    std::uint64_t x = 0x9e3779b97f4a7c15ull * seed++;
+    for (float& v : t.data) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      v = (static_cast<float>(x >> 40) / 16777216.0f - 0.5f) * 0.06f;
+    }
     return t;
   };
   auto gain = [](std::int64_t n) {
