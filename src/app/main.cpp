@@ -11,6 +11,12 @@
 #include "app/cli.hpp"
 #include "core/errors.hpp"
 
+#if defined(INFLLM_HAVE_CUDA_BACKEND)
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/cuda_backend.hpp"
+#endif
+
 // Subcommand runners, compiled into the executable from cmd_*.cpp.
 namespace infllm::app {
 int run_make_model(const MakeModelConfig& config);
@@ -65,6 +71,29 @@ int run(const std::string& command, const std::vector<std::string>& args, int ar
   throw infllm::UsageError(command, "unknown subcommand");
 }
 
+// The version and the paths this build takes: its backends, where rBlock pools live between
+// ranks, how push-query's queries and partial states travel.
+std::string version_text() {
+  std::string t = std::string("infllm ") + INFLLM_VERSION + "\n";
+#if defined(INFLLM_CUDA_ON_CPU)
+  t += "backends: cpu; cuda over the CUDA-on-CPU layer (a test build: kernels on CPU threads)\n";
+#elif defined(INFLLM_HAVE_CUDA_BACKEND)
+  int runtime = 0;
+  (void)cudaRuntimeGetVersion(&runtime);
+  t += "backends: cpu; cuda (CUDA runtime " + std::to_string(runtime / 1000) + "." +
+       std::to_string(runtime % 1000 / 10) + ", cuBLAS; --backend auto takes it when a GPU is " +
+       "visible: " + std::to_string(infllm::cuda::visible_devices()) + " here)\n";
+#else
+  t += "backends: cpu (this build has no CUDA backend: cmake --preset cuda)\n";
+#endif
+  t += "rBlocks between ranks: MPI one-sided RMA on windows in host memory";
+#if defined(INFLLM_HAVE_CUDA_BACKEND)
+  t += " (the CUDA backend registers its window with the GPU and reads it mapped)";
+#endif
+  t += "\npush-query queries and partial states: MPI point-to-point\n";
+  return t;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,7 +111,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "--version") {
-    std::cout << "infllm " << INFLLM_VERSION << "\n";
+    std::cout << version_text();
     return 0;
   }
   bool known = false;

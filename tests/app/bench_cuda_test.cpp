@@ -46,3 +46,22 @@ TEST(BenchCuda, RefusedByNameWithoutTheCudaBackendOrForOtherBenchmarks) {
 }
 
 }  // namespace
+
+namespace {
+
+// `--version` says which backends the build has and how rBlocks and partial states travel.
+TEST(Version, NamesTheBackendsAndTheTransports) {
+  const CommandResult cpu = infllm::testing::run_infllm("--version");
+  ASSERT_EQ(cpu.code, 0) << cpu.out;
+  EXPECT_NE(cpu.out.find("rBlocks between ranks: MPI one-sided RMA"), std::string::npos) << cpu.out;
+#if !defined(INFLLM_HAVE_CUDA)
+  EXPECT_NE(cpu.out.find("backends: cpu (this build has no CUDA backend"), std::string::npos)
+      << cpu.out;
+#endif
+  const CommandResult layer = on_cpu("--version");
+  ASSERT_EQ(layer.code, 0) << layer.out;
+  EXPECT_NE(layer.out.find("cuda over the CUDA-on-CPU layer"), std::string::npos) << layer.out;
+  EXPECT_NE(layer.out.find("registers its window with the GPU"), std::string::npos) << layer.out;
+}
+
+}  // namespace
