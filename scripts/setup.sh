@@ -3,6 +3,7 @@
 #
 #   scripts/setup.sh          the build, the unit and MPI tests, the demo and the benchmarks
 #   scripts/setup.sh slurm    also Slurm and munge, for scripts/slurm_local.sh and `slurm` tests
+#   scripts/setup.sh fuzz     also clang and libFuzzer, for the fuzz targets (fuzz/run.sh)
 #
 # Idempotent: packages already present are left alone, and apt-get runs only when something is
 # missing. Prints each step. Python helpers (golden data, plots) get their own virtualenv in
@@ -20,6 +21,8 @@ set -euo pipefail
 #   slurm         slurm-wlm munge (scripts/slurm_local.sh runs slurmctld, slurmd and munged), only
 #                 with `slurm`: the README's commands do not need them, and munge's installer
 #                 fails in some chroots and containers that the rest installs into fine
+#   fuzz          clang libclang-rt-14-dev (libFuzzer and clang's sanitizers, for the `fuzz`
+#                 preset and fuzz/run.sh), only with `fuzz`
 packages=(
   build-essential cmake git pkg-config
   openmpi-bin libopenmpi-dev
@@ -32,7 +35,8 @@ packages=(
 for group in "$@"; do
   case $group in
     slurm) packages+=(slurm-wlm munge) ;;
-    *) echo "setup: unknown group '$group' (known: slurm)" >&2; exit 2 ;;
+    fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    *) echo "setup: unknown group '$group' (known: slurm, fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -53,6 +53,10 @@ std::vector<std::string> read_strings(const std::string& path, const std::string
     H5Tset_cset(mem.get(), H5Tget_cset(d.type.get()));
     std::vector<char*> raw(d.size, nullptr);
     if (H5Dread(d.set.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0) {
+      // A read that fails part-way keeps the strings it allocated: free them (null ones are
+      // skipped).
+      Hdf5Handle space(H5Dget_space(d.set.get()));
+      H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
       throw InputError(path, full, "cannot read strings");
     }
     for (hsize_t i = 0; i < d.size; ++i) out[i] = raw[i] ? raw[i] : "";
@@ -90,8 +94,11 @@ std::vector<std::vector<std::int64_t>> read_token_lists(const std::string& path,
     throw InputError(path, full, "sequence elements must be integers");
   }
   Hdf5Handle mem(H5Tvlen_create(H5T_NATIVE_INT64));
-  std::vector<hvl_t> raw(d.size);
+  std::vector<hvl_t> raw(d.size);  // {0, nullptr} each
   if (H5Dread(d.set.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0) {
+    // A read that fails part-way keeps the sequences it allocated: free them.
+    Hdf5Handle space(H5Dget_space(d.set.get()));
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
     throw InputError(path, full, "cannot read token sequences");
   }
   std::vector<std::vector<std::int64_t>> out(d.size);

@@ -96,6 +96,17 @@ TEST(Dequant, Q4_0IsCenteredOnEight) {
   EXPECT_EQ(out[16], 0.25f * 7.0f);
 }
 
+// Found by fuzz_gguf: a GGUF tensor with no elements reached memcpy(dst, src, 0) with null
+// pointers (undefined behaviour, UBSan). An empty tensor of any type dequantizes to nothing.
+TEST(Dequant, EmptyTensorOfEveryTypeIsNothing) {
+  for (std::uint32_t id = 0; id < 48; ++id) {
+    const auto info = ggml_type_info(id);
+    if (!info) continue;
+    SCOPED_TRACE(info->name);
+    EXPECT_NO_THROW(dequantize(info->type, std::span<const std::byte>(), std::span<float>()));
+  }
+}
+
 TEST(Dequant, GeometryOfTheTypes) {
   EXPECT_EQ(ggml_type_info(12)->block_bytes, 144);  // Q4_K: 256 elements
   EXPECT_EQ(ggml_type_info(14)->block_bytes, 210);  // Q6_K

@@ -300,6 +300,7 @@ void dequantize(GgmlType type, std::span<const std::byte> src, std::span<float> 
                         std::to_string(n) + " elements of " +
                         ggml_type_name(static_cast<std::uint32_t>(type)));
   }
+  if (n == 0) return;  // an empty tensor: its spans may hold null pointers
   const auto* s = reinterpret_cast<const Byte*>(src.data());
   float* y = dst.data();
   const auto info = *ggml_type_info(static_cast<std::uint32_t>(type));
