@@ -6,7 +6,8 @@
 #
 #   fuzz/run.sh --seconds 600 [TARGET...]     # each target for 10 minutes (all by default)
 #   fuzz/run.sh --runs 2000 [TARGET...]       # a fixed number of executions each (CI)
-#   INFLLM_FUZZ_OUT=dir fuzz/run.sh ...        # where findings and logs go (default: a temp dir)
+#   INFLLM_FUZZ_OUT=dir fuzz/run.sh ...        # where findings and logs go (default: a temp
+#                                              # folder, removed when nothing was found)
 #   INFLLM_FUZZ_SEED=1 fuzz/run.sh ...         # libFuzzer's seed (default: random); with
 #                                              # --runs the same seed runs the same inputs
 #
@@ -57,5 +58,10 @@ for t in "${targets[@]}"; do
   printf '%-16s %12s %8s %8s %8s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result"
   rm -rf "$work"
 done
-echo "fuzz/run.sh: $findings finding(s); logs in $out"
+if [[ -z ${INFLLM_FUZZ_OUT:-} && $findings == 0 ]]; then
+  rm -rf "$out"  # a temporary folder with nothing to keep
+  echo "fuzz/run.sh: 0 findings"
+else
+  echo "fuzz/run.sh: $findings finding(s); logs in $out"
+fi
 ((findings == 0))

@@ -303,7 +303,8 @@ class WorkerPool {
     while (workers_.size() < launch.threads) {
       const auto tid = static_cast<unsigned>(workers_.size());
       wake_.push_back(std::make_unique<std::binary_semaphore>(0));
-      workers_.emplace_back([this, tid] { work(tid); });
+      // The worker gets its semaphore, not the vector, which grows while it starts.
+      workers_.emplace_back([this, tid, wake = wake_.back().get()] { work(tid, *wake); });
     }
     launch_ = &launch;
     {
@@ -318,9 +319,9 @@ class WorkerPool {
   }
 
  private:
-  void work(unsigned tid) {
+  void work(unsigned tid, std::binary_semaphore& wake) {
     for (;;) {
-      wake_[tid]->acquire();  // released for a launch with more than tid threads, or shutdown
+      wake.acquire();  // released for a launch with more than tid threads, or shutdown
       if (shutdown_) return;
       play(tid, *launch_);
       std::lock_guard lock(mutex_);
@@ -358,7 +359,8 @@ class WorkerPool {
 
   std::mutex mutex_;
   std::condition_variable idle_;
-  // workers_ and wake_ grow only in run(), under the launch mutex, while no worker runs.
+  // workers_ and wake_ grow only in run(), under the launch mutex; a worker touches only its
+  // own semaphore.
   std::vector<std::thread> workers_;
   std::vector<std::unique_ptr<std::binary_semaphore>> wake_;
   Launch* launch_ = nullptr;  // set before the workers are released, which orders it for them
