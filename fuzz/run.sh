@@ -32,6 +32,7 @@ for t in "${targets[@]}"; do
   bin=$root/build/fuzz/fuzz/fuzz_$t
   [[ -x $bin ]] || { echo "fuzz/run.sh: no $bin: cmake --preset fuzz && cmake --build --preset fuzz" >&2; exit 2; }
   work=$(mktemp -d "$out/corpus-$t.XXXXXX")
+  scratch=$(mktemp -d "$out/tmp-$t.XXXXXX")
   dict=()
   [[ -f $root/fuzz/dict/$t.dict ]] && dict=(-dict="$root/fuzz/dict/$t.dict")
   # NOTE: libhdf5 frees some of what it allocates for a corrupt file only when it next opens
@@ -40,7 +41,9 @@ for t in "${targets[@]}"; do
   # unit tests under ASan (Hdf5Input.*), so leak checks stay off for this target only.
   [[ $t == hdf5_input ]] && dict+=(-detect_leaks=0)
   # -rss_limit_mb: the parsers must stay bounded; -max_len: inputs up to the largest seed.
-  "$bin" "${limit[@]}" "${dict[@]}" -seed="${INFLLM_FUZZ_SEED:-0}" -rss_limit_mb=2048 -timeout=20 -max_len=65536 \
+  # The targets write each input to a file under TMPDIR (fuzz/fuzz_input.hpp): a folder of this
+  # run, removed below, whatever way the target ends.
+  TMPDIR=$scratch "$bin" "${limit[@]}" "${dict[@]}" -seed="${INFLLM_FUZZ_SEED:-0}" -rss_limit_mb=2048 -timeout=20 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$out/$t-" "$work" "$root/fuzz/corpus/$t" \
     >"$out/$t.log" 2>&1
   code=$?
@@ -56,7 +59,7 @@ for t in "${targets[@]}"; do
     findings=$((findings + 1))
   fi
   printf '%-16s %12s %8s %8s %8s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result"
-  rm -rf "$work"
+  rm -rf "$work" "$scratch"
 done
 if [[ -z ${INFLLM_FUZZ_OUT:-} && $findings == 0 ]]; then
   rm -rf "$out"  # a temporary folder with nothing to keep

@@ -4,13 +4,13 @@
 
 #include <barrier>
 #include <condition_variable>
-#include <semaphore>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <string>
 #include <thread>
 #include <vector>

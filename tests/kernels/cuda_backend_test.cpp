@@ -168,7 +168,8 @@ TEST_F(CudaBackendModel, ForwardStepWithNarrowWeightsStaysWithinTheirRounding) {
     }
     CudaBackend device(0, type);
     cpu::CpuBackend cpu;
-    const std::vector<float> got = chunk_then_decode(config_, weights_, device, requests_[3].prompt);
+    const std::vector<float> got =
+        chunk_then_decode(config_, weights_, device, requests_[3].prompt);
     const std::vector<float> want = chunk_then_decode(config_, rounded, cpu, requests_[3].prompt);
     ASSERT_EQ(got.size(), want.size());
     float scale = 0.0f;
