@@ -46,6 +46,7 @@
 #include "backend/cpu/cpu_backend.hpp"
 #if defined(INFLLM_HAVE_CUDA_BACKEND)
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/cuda_device.hpp"
 #endif
 #include "backend/cpu/cpu_threads.hpp"
 #include "core/errors.hpp"
@@ -225,7 +226,7 @@ void refuse_output_onto_input(const GenerateConfig& cfg) {
 // node cannot honour is refused by name.
 void make_backend(const GenerateConfig& cfg, int node_rank, Setup& st) {
 #if defined(INFLLM_HAVE_CUDA_BACKEND)
-  const int devices = cuda::visible_devices();
+  const int devices = cuda::device_count();
 #else
   const int devices = 0;
   (void)node_rank;

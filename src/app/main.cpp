@@ -14,7 +14,7 @@
 #if defined(INFLLM_HAVE_CUDA_BACKEND)
 #include <cuda_runtime_api.h>
 
-#include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/cuda_device.hpp"
 #endif
 
 // Subcommand runners, compiled into the executable from cmd_*.cpp.
@@ -82,7 +82,7 @@ std::string version_text() {
   (void)cudaRuntimeGetVersion(&runtime);
   t += "backends: cpu; cuda (CUDA runtime " + std::to_string(runtime / 1000) + "." +
        std::to_string(runtime % 1000 / 10) + ", cuBLAS; --backend auto takes it when a GPU is " +
-       "visible: " + std::to_string(infllm::cuda::visible_devices()) + " here)\n";
+       "visible: " + std::to_string(infllm::cuda::device_count()) + " here)\n";
 #else
   t += "backends: cpu (this build has no CUDA backend: cmake --preset cuda)\n";
 #endif

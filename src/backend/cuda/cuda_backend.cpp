@@ -59,15 +59,6 @@ CudaBackend::~CudaBackend() {
   for (std::byte* base : registered_) (void)cudaHostUnregister(base);
 }
 
-int visible_devices() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();  // the sticky "no driver" error
-    return 0;
-  }
-  return n;
-}
-
 void CudaBackend::prepare_kv(std::byte* base, std::size_t bytes) {
   int host_pointers = 0;
   INFLLM_CUDA_CHECK(cudaDeviceGetAttribute(&host_pointers,

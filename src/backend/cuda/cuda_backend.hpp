@@ -19,9 +19,6 @@
 
 namespace infllm::cuda {
 
-// CUDA devices this process can use; 0 without a driver or a device (never throws).
-int visible_devices();
-
 class CudaBackend final : public Backend {
  public:
   // Binds this thread's CUDA calls to `device`; weight matrices are held as `weights` (bf16 by

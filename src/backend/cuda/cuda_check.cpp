@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "backend/cuda/cuda_device.hpp"
 #include "core/errors.hpp"
 
 namespace infllm::cuda {
@@ -16,6 +17,15 @@ void cuda_fail(cudaError_t code, const char* call, const char* file, int line) {
   os << "host " << host << ' ' << file << ':' << line << ' ' << call << ": "
      << cudaGetErrorString(code);
   throw InternalError(os.str());
+}
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
 }
 
 }  // namespace infllm::cuda

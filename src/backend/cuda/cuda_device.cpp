@@ -11,15 +11,6 @@
 
 namespace infllm::cuda {
 
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error
-    return 0;
-  }
-  return n;
-}
-
 std::string describe_device(int device) {
   cudaDeviceProp prop{};
   INFLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));

@@ -5,7 +5,8 @@
 
 namespace infllm::cuda {
 
-// Number of usable CUDA devices; 0 when there is no driver or no device (never throws).
+// Number of usable CUDA devices; 0 when there is no driver or no device (never throws). Defined
+// in cuda_check.cpp, so the CUDA-on-CPU build has it too (one emulated device).
 int device_count();
 
 // One line: device 0's name, compute capability and memory, plus the CUDA runtime, cuBLAS and
