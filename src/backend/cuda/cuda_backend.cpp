@@ -35,12 +35,6 @@ class CudaMemory final : public BackendMemory {
 // The index of each table this backend copies to the device per call.
 enum Table : int { kRows = 0, kPositions, kDests, kAttention, kNarrowActivations };
 
-kernels::ElemType elem_type(GemmType t) {
-  return t == GemmType::kBF16  ? kernels::ElemType::kBF16
-         : t == GemmType::kF16 ? kernels::ElemType::kF16
-                               : kernels::ElemType::kF32;
-}
-
 }  // namespace
 
 CudaBackend::CudaBackend(int device, GemmType weights) : device_(device), weight_type_(weights) {
@@ -113,7 +107,7 @@ std::unique_ptr<BackendMemory> CudaBackend::resident_matrix(const float* w, std:
     const std::lock_guard lock(matrices->mutex);
     matrices->types.erase(*entry);
   });
-  auto m = std::make_unique<MatrixMemory>(n * kernels::elem_type_bytes(elem_type(weight_type_)),
+  auto m = std::make_unique<MatrixMemory>(n * kernels::elem_type_bytes(weight_type_),
                                           std::move(registration));
   if (weight_type_ == GemmType::kF32) {
     upload(m->data(), w, n * sizeof(float));
@@ -122,7 +116,7 @@ std::unique_ptr<BackendMemory> CudaBackend::resident_matrix(const float* w, std:
     CudaMemory staging(n * sizeof(float));
     upload(staging.data(), w, n * sizeof(float));
     INFLLM_CUDA_CHECK(kernels::launch_convert(reinterpret_cast<const float*>(staging.data()),
-                                              m->data(), elem_type(weight_type_), n, nullptr));
+                                              m->data(), weight_type_, n, nullptr));
     INFLLM_CUDA_CHECK(cudaDeviceSynchronize());
   }
   *entry = m->data();
@@ -167,8 +161,8 @@ void CudaBackend::gather_rows(const float* table_rows, std::span<const std::int3
   const std::lock_guard lock(mutex_);
   if (rows.empty()) return;
   const std::int32_t* d_rows = upload_table(kRows, rows);
-  INFLLM_CUDA_CHECK(kernels::launch_gather_rows(table_rows, elem_type(matrix_type(table_rows)),
-                                                d_rows, rows.size(), n, y, nullptr));
+  INFLLM_CUDA_CHECK(kernels::launch_gather_rows(table_rows, matrix_type(table_rows), d_rows,
+                                                rows.size(), n, y, nullptr));
 }
 
 void CudaBackend::store_kv(const KvStore& pool, int layer, std::span<const KvRowDest> rows,
@@ -195,7 +189,7 @@ void CudaBackend::matmul(const float* x, const float* w, float* y, std::size_t m
   const void* xs = x;
   if (type != GemmType::kF32) {  // cublasGemmEx takes one input type: x goes to W's
     void* narrow = table(kNarrowActivations, m * k * 2);
-    INFLLM_CUDA_CHECK(kernels::launch_convert(x, narrow, elem_type(type), m * k, nullptr));
+    INFLLM_CUDA_CHECK(kernels::launch_convert(x, narrow, type, m * k, nullptr));
     xs = narrow;
   }
   blas_->gemm(true, false, in, im, ik, 1.0f, w, ik, xs, ik, type, accumulate ? 1.0f : 0.0f, y, in);

@@ -15,9 +15,12 @@
 
 #include <cstdint>
 
+#include "kernels/elem_type.hpp"
+
 namespace infllm::cuda {
 
-enum class GemmType : std::uint8_t { kF32, kF16, kBF16 };
+// The element types of the GEMM inputs are the kernels' (kernels/elem_type.hpp).
+using GemmType = kernels::ElemType;
 
 class Blas {
  public:

@@ -7,27 +7,10 @@
 
 #include "backend/cuda/gemm.hpp"
 #include "core/errors.hpp"
+#include "kernels/elem_access.cuh"
 #include "kernels/emulation/cuda_on_cpu.hpp"
 
 namespace infllm::cuda {
-
-namespace {
-
-float load(const void* p, std::size_t i, GemmType t) {
-  switch (t) {
-    case GemmType::kF16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    case GemmType::kBF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case GemmType::kF32:
-      break;
-  }
-  return static_cast<const float*>(p)[i];
-}
-
-std::size_t type_bytes(GemmType t) { return t == GemmType::kF32 ? 4 : 2; }
-
-}  // namespace
 
 Blas::Blas(cudaStream_t stream) { (void)stream; }
 
@@ -49,9 +32,10 @@ void Blas::gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, co
   const auto extent = [](std::size_t rows, std::size_t cols, int ld) {
     return cols == 0 ? 0 : (cols - 1) * static_cast<std::size_t>(ld) + rows;
   };
-  if ((k > 0 &&
-       (!cuda_on_cpu::is_device_memory(a, extent(a_rows, a_cols, lda) * type_bytes(type)) ||
-        !cuda_on_cpu::is_device_memory(b, extent(b_rows, b_cols, ldb) * type_bytes(type)))) ||
+  if ((k > 0 && (!cuda_on_cpu::is_device_memory(
+                     a, extent(a_rows, a_cols, lda) * kernels::elem_type_bytes(type)) ||
+                 !cuda_on_cpu::is_device_memory(
+                     b, extent(b_rows, b_cols, ldb) * kernels::elem_type_bytes(type)))) ||
       !cuda_on_cpu::is_device_memory(c, extent(m, n, ldc) * sizeof(float))) {
     throw InternalError("cublasGemmEx: an operand is not device memory (cuda_on_cpu)");
   }
@@ -63,7 +47,8 @@ void Blas::gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, co
             trans_a ? p + static_cast<std::size_t>(i) * lda : i + static_cast<std::size_t>(p) * lda;
         const std::size_t bi =
             trans_b ? j + static_cast<std::size_t>(p) * ldb : p + static_cast<std::size_t>(j) * ldb;
-        sum += static_cast<double>(load(a, ai, type)) * load(b, bi, type);
+        sum +=
+            static_cast<double>(kernels::load_elem(a, ai, type)) * kernels::load_elem(b, bi, type);
       }
       float& out = c[i + static_cast<std::size_t>(j) * ldc];
       const double prior = beta == 0.0f ? 0.0 : static_cast<double>(beta) * out;
