@@ -299,14 +299,21 @@ void CudaBackend::attention(const KvPool& pool, const MaParams& params,
   std::memcpy(host.data() + req_b + blk_b + item_b, plan.combines.data(),
               plan.combines.size() * sizeof(kernels::AttnCombine));
   auto* d = static_cast<std::byte*>(table(kAttention, host.size() + scratch_b));
-  upload(d, host.data(), host.size());
+  // The forward pass asks once per layer with the same tables (only params.layer differs, and
+  // it travels in the launch): upload them only when they changed.
+  if (d != attention_tables_at_ || host != attention_tables_) {
+    upload(d, host.data(), host.size());
+    attention_tables_ = std::move(host);
+    attention_tables_at_ = d;
+  }
+  const std::size_t tables_bytes = req_b + blk_b + item_b + comb_b;
   INFLLM_CUDA_CHECK(kernels::launch_attention(
       p, reinterpret_cast<const kernels::AttnRequest*>(d),
       reinterpret_cast<const kernels::AttnBlock*>(d + req_b),
       reinterpret_cast<const kernels::AttnItem*>(d + req_b + blk_b),
       static_cast<int>(plan.items.size()),
       reinterpret_cast<const kernels::AttnCombine*>(d + req_b + blk_b + item_b),
-      static_cast<int>(plan.combines.size()), reinterpret_cast<float*>(d + host.size()),
+      static_cast<int>(plan.combines.size()), reinterpret_cast<float*>(d + tables_bytes),
       plan.partials, nullptr));
 }
 

@@ -81,6 +81,9 @@ class CudaBackend final : public Backend {
   GemmType weight_type_;
   std::shared_ptr<Matrices> matrices_ = std::make_shared<Matrices>();
   std::vector<std::byte*> registered_;  // KV pools registered by prepare_kv
+  // The attention tables last uploaded, and where: the next layer's call reuses them.
+  std::vector<std::byte> attention_tables_;
+  const std::byte* attention_tables_at_ = nullptr;
   int device_ = 0;
   int sm_count_ = 0;
   int blocks_per_split_ = 0;
