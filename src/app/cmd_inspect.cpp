@@ -24,6 +24,7 @@
 #include "io/documents.hpp"
 #include "io/fingerprint.hpp"
 #include "io/hdf5_file.hpp"
+#include "io/hdf5_isolated.hpp"
 #include "io/hdf5_results.hpp"
 #include "io/results.hpp"
 #include "model/formats/dequant.hpp"
@@ -145,7 +146,7 @@ void print_hf_tokenizer(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw InputError(path, "", std::string("is not valid JSON: ") + e.what());
   }
   const auto& m = j.value("model", nlohmann::json::object());
@@ -330,12 +331,6 @@ int describe_output(const std::string& output, const std::string& source, const 
   return 0;
 }
 
-bool hdf5_has(const std::string& path, const char* name) {
-  io::silence_hdf5_errors();
-  const io::Hdf5Handle file = io::open_hdf5_read(path);
-  return H5Lexists(file.get(), name, H5P_DEFAULT) > 0;
-}
-
 int inspect_hdf5_output(const std::string& path) {
   const std::string journal = path + ".journal";
   std::error_code ec;
@@ -392,8 +387,8 @@ int inspect_data(const std::string& path) {
       return inspect_hdf5_output(path);
     }
     if (!fs::exists(path, ec)) throw InputError(path, "", "no such file or directory");
-    if (hdf5_has(path, "/results")) return inspect_hdf5_output(path);
-    if (hdf5_has(path, "/documents")) return inspect_input(path, "HDF5");
+    if (io::hdf5_has_link(path, "/results")) return inspect_hdf5_output(path);
+    if (io::hdf5_has_link(path, "/documents")) return inspect_input(path, "HDF5");
     throw InputError(path, "", "neither an input (/documents) nor an output (/results)");
   }
   if (!fs::exists(path, ec)) throw InputError(path, "", "no such file or directory");

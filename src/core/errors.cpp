@@ -20,7 +20,8 @@ std::string input_message(const std::string& file, const std::string& where,
 InputError::InputError(std::string file, std::string where, const std::string& problem)
     : std::runtime_error(input_message(file, where, problem)),
       file_(std::move(file)),
-      where_(std::move(where)) {}
+      where_(std::move(where)),
+      problem_(problem) {}
 
 OutputError::OutputError(std::string file, const std::string& problem)
     : std::runtime_error(file + ": " + problem), file_(std::move(file)) {}

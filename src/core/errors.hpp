@@ -38,10 +38,12 @@ class InputError : public std::runtime_error {
   InputError(std::string file, std::string where, const std::string& problem);
   const std::string& file() const { return file_; }
   const std::string& where() const { return where_; }
+  const std::string& problem() const { return problem_; }
 
  private:
   std::string file_;
   std::string where_;
+  std::string problem_;
 };
 
 // An output (results, journal, fingerprint, metrics) could not be written: disk full, an I/O

@@ -7,6 +7,7 @@
 
 #include "core/errors.hpp"
 #include "io/hdf5_file.hpp"
+#include "io/hdf5_isolated.hpp"
 #include "io/write_file.hpp"
 
 namespace infllm::io {
@@ -200,7 +201,9 @@ std::string hdf5_file_image(const std::string& name, const std::vector<ResultRec
   return image;
 }
 
-std::vector<ResultRecord> read_hdf5_results(const std::string& path) {
+namespace {
+
+std::vector<ResultRecord> read_hdf5_results_in_process(const std::string& path) {
   Hdf5Handle file = open_hdf5_read(path);
   if (H5Aexists(file.get(), "complete") <= 0) {
     throw InputError(path, "", "incomplete results file (no `complete` attribute)");
@@ -239,6 +242,29 @@ std::vector<ResultRecord> read_hdf5_results(const std::string& path) {
     H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, raw.data());
   }
   return out;
+}
+
+}  // namespace
+
+// Read in a child process (io/hdf5_isolated.hpp): `inspect` is handed files from anywhere. The
+// records travel as JSON lines, the journal's own encoding.
+std::vector<ResultRecord> read_hdf5_results(const std::string& path) {
+  const std::string reply = run_isolated(path, [&] {
+    std::string lines;
+    for (const ResultRecord& r : read_hdf5_results_in_process(path))
+      lines += to_json(r).dump() + "\n";
+    return lines;
+  });
+  std::vector<ResultRecord> records;
+  std::size_t start = 0;
+  while (start < reply.size()) {
+    const std::size_t end = reply.find('\n', start);
+    const std::string line = reply.substr(start, end - start);
+    records.push_back(record_from_json(nlohmann::json::parse(line), path,
+                                       "record " + std::to_string(records.size())));
+    start = end == std::string::npos ? reply.size() : end + 1;
+  }
+  return records;
 }
 
 }  // namespace infllm::io

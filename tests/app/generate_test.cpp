@@ -465,6 +465,16 @@ TEST_F(Generate, InspectDescribesAnInput) {
   EXPECT_NE(r.out.find("prompt tokens:  n 1, min 4"), std::string::npos) << r.out;
 }
 
+// Found by fuzz_hdf5_input: a corrupt local heap makes libhdf5 1.10 memcpy (size_t)-1 bytes.
+// The file is read in a child process, so the crash is one error naming the file.
+TEST_F(Generate, InspectOfAFileThatCrashesLibHdf5IsOneError) {
+  const std::string in =
+      std::string(INFLLM_SOURCE_DIR) + "/tests/data/fuzz/hdf5_libhdf5_local_heap_crash.h5";
+  const Result r = infllm("inspect " + in);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find(in + ": libhdf5 crashed reading the file"), std::string::npos) << r.out;
+}
+
 TEST_F(Generate, InspectDescribesAFinishedOutput) {
   const auto in = write("ino.jsonl", kInput);
   const auto out = path("ino.out.jsonl");

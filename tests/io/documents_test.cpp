@@ -269,12 +269,192 @@ TEST(Hdf5Input, ReadsTokenDocuments) {
 }
 
 // Found by fuzz_hdf5_input: HDF5 allocates the token sequences it reads one by one, and a read
-// that fails part-way (a corrupt heap) left those it had allocated behind (LeakSanitizer in the
-// ASan build). The refusal still names the dataset, and nothing leaks.
+// that failed part-way (an entry pointing past the end of the file) left those it had allocated
+// behind (LeakSanitizer in the ASan build). Such an entry is now refused by the check that runs
+// before the read, naming it; a read that still fails part-way frees what it got.
 TEST(Hdf5Input, TokenSequencesThatFailPartWayAreRefusedAndFreed) {
   const std::string path =
       std::string(INFLLM_SOURCE_DIR) + "/tests/data/fuzz/hdf5_tokens_unreadable.h5";
-  expect_names(error_of(path, 512), {"/documents/tokens", "cannot read token sequences"});
+  expect_names(error_of(path, 512), {"/documents/tokens, index ", "past the end of the file"});
+}
+
+// Found by fuzz_hdf5_input: a variable-length string type whose characters claim 4 GB each;
+// libhdf5 sizes its conversion buffer by the length times that size.
+TEST(Hdf5Input, StringCharactersOfAnotherSizeAreRefused) {
+  const std::string path =
+      std::string(INFLLM_SOURCE_DIR) + "/tests/data/fuzz/hdf5_string_character_size.h5";
+  expect_names(error_of(path, 512), {"/documents/id", "characters are not one byte"});
+}
+
+// Overwrites 4 bytes (little-endian) of entry `index` of /documents/<name>, a contiguous
+// variable-length dataset whose entries are 16 bytes in the file: the length at 0, the heap
+// collection's address at 4, the object's index at 12.
+void patch_entry(const std::string& path, const std::string& name, int index, int field,
+                 std::uint32_t value) {
+  haddr_t offset = HADDR_UNDEF;
+  {
+    Hdf5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    Hdf5Handle set(H5Dopen2(file.get(), ("/documents/" + name).c_str(), H5P_DEFAULT));
+    offset = H5Dget_offset(set.get());
+  }
+  ASSERT_NE(offset, HADDR_UNDEF);
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset + 16 * index + field));
+  const char bytes[4] = {static_cast<char>(value), static_cast<char>(value >> 8),
+                         static_cast<char>(value >> 16), static_cast<char>(value >> 24)};
+  f.write(bytes, 4);
+  ASSERT_TRUE(f.good());
+}
+
+std::string two_token_documents(const std::string& name) {
+  return make_h5(name, [](hid_t g) {
+    write_vlen_strings(g, "id", {"a", "b"});
+    write_token_lists(g, {{1, 2, 3}, {4, 5}});
+  });
+}
+
+// Found by fuzz_hdf5_input: libhdf5 allocates and zeroes the length an entry declares before it
+// reads the entry's heap object, so a corrupt length made a 1 KB file allocate and touch
+// gigabytes (up to 4G elements). Entries are checked against their heap objects first.
+TEST(Hdf5Input, EntryLongerThanItsHeapObjectIsRefusedBeforeReading) {
+  const auto path = two_token_documents("long_entry.h5");
+  patch_entry(path, "tokens", 1, 0, 0xFFFFFFF0u);
+  expect_names(error_of(path, 512),
+               {"/documents/tokens, index 1", "declares 4294967280 elements of 4 bytes",
+                "heap object holds 8 bytes", "corrupt"});
+}
+
+// The other way round, libhdf5 copies the whole object into a buffer sized by the length.
+TEST(Hdf5Input, EntryShorterThanItsHeapObjectIsRefused) {
+  const auto path = two_token_documents("short_entry.h5");
+  patch_entry(path, "tokens", 0, 0, 1);
+  expect_names(error_of(path, 512),
+               {"/documents/tokens, index 0", "declares 1 elements", "heap object holds 12 bytes"});
+}
+
+// libhdf5 reads the object of an entry of length 0 as well (only address 0 is a null entry).
+TEST(Hdf5Input, EmptyEntryPointingToAnObjectIsRefused) {
+  const auto path = two_token_documents("empty_entry.h5");
+  patch_entry(path, "tokens", 0, 0, 0);
+  expect_names(error_of(path, 512), {"/documents/tokens, index 0", "declares 0 elements",
+                                     "heap object holds 12 bytes"});
+  // An empty list as libhdf5 writes it is an empty prompt, not a corrupt file.
+  const auto written = make_h5("empty_list.h5", [](hid_t g) {
+    write_vlen_strings(g, "id", {"a", "b"});
+    write_token_lists(g, {{}, {4}});
+  });
+  expect_names(error_of(written, 512), {"/documents/tokens", "id a", "empty prompt"});
+}
+
+TEST(Hdf5Input, EntryPointingToAMissingHeapObjectIsRefused) {
+  const auto missing = two_token_documents("missing_object.h5");
+  patch_entry(missing, "tokens", 1, 12, 999);
+  expect_names(error_of(missing, 512),
+               {"/documents/tokens, index 1", "object 999", "does not exist"});
+  const auto outside = two_token_documents("outside_heap.h5");
+  patch_entry(outside, "tokens", 0, 4, 0x7FFFFFF0u);
+  expect_names(error_of(outside, 512), {"/documents/tokens, index 0", "past the end of the file"});
+  const auto not_heap = two_token_documents("not_heap.h5");
+  patch_entry(not_heap, "tokens", 0, 4, 8);  // inside the superblock
+  expect_names(error_of(not_heap, 512),
+               {"/documents/tokens, index 0", "not a global heap collection"});
+}
+
+TEST(Hdf5Input, VariableLengthStringWithACorruptLengthIsRefused) {
+  const auto path = make_h5("long_text.h5", [](hid_t g) {
+    write_vlen_strings(g, "id", {"a"});
+    write_vlen_strings(g, "text", {"hello"});
+  });
+  patch_entry(path, "text", 0, 0, 0x40000000u);
+  expect_names(error_of(path), {"/documents/text, index 0", "declares 1073741824 elements of 1",
+                                "heap object holds 5 bytes"});
+}
+
+// --max-record-mb bounds one HDF5 entry as it bounds one JSONL line.
+TEST(Hdf5Input, EntriesOverTheRecordLimitAreRefused) {
+  const auto path = two_token_documents("record_limit.h5");
+  ReadOptions options{512};
+  options.max_record_bytes = 10;  // the first list is 12 bytes in the file
+  try {
+    read_documents(path, options);
+    ADD_FAILURE() << "read";
+  } catch (const InputError& e) {
+    expect_names(e.what(), {"/documents/tokens, index 0", "12 bytes", "--max-record-mb"});
+  }
+  const auto wide = make_h5("wide_strings.h5", [](hid_t g) {
+    write_vlen_strings(g, "text", {"x"});
+    Hdf5Handle type(H5Tcopy(H5T_C_S1));
+    H5Tset_size(type.get(), std::size_t{2} << 20);
+    const hsize_t dims[1] = {1};
+    Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
+    Hdf5Handle set(
+        H5Dcreate2(g, "id", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  });
+  options.max_record_bytes = std::int64_t{1} << 20;
+  try {
+    read_documents(wide, options);
+    ADD_FAILURE() << "read";
+  } catch (const InputError& e) {
+    expect_names(e.what(),
+                 {"/documents/id", "fixed-length strings of 2097152 bytes", "--max-record-mb"});
+  }
+}
+
+// A chunked dataset declares its extent without storing it: an extent no file of this size can
+// hold is refused before anything is sized by it.
+TEST(Hdf5Input, ExtentLargerThanTheFileIsRefused) {
+  const auto path = make_h5("huge_extent.h5", [](hid_t g) {
+    write_vlen_strings(g, "text", {"x"});
+    Hdf5Handle type(H5Tcopy(H5T_C_S1));
+    H5Tset_size(type.get(), H5T_VARIABLE);
+    const hsize_t dims[1] = {1000000000};
+    const hsize_t chunk[1] = {1024};
+    Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
+    Hdf5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    H5Pset_chunk(dcpl.get(), 1, chunk);
+    Hdf5Handle set(
+        H5Dcreate2(g, "id", type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+  });
+  expect_names(error_of(path),
+               {"/documents/id", "declares 1000000000 entries", "more than a file"});
+}
+
+// Fixed-length strings are read in slabs; entries on both sides of a slab's edge come back.
+TEST(Hdf5Input, FixedLengthStringsAcrossSlabs) {
+  constexpr std::size_t width = std::size_t{3} << 20;  // 16 MiB slabs: 5 entries, then the rest
+  const auto path = make_h5("slabs.h5", [](hid_t g) {
+    Hdf5Handle type(H5Tcopy(H5T_C_S1));
+    H5Tset_size(type.get(), width);
+    const hsize_t dims[1] = {7};
+    Hdf5Handle space(H5Screate_simple(1, dims, nullptr));
+    Hdf5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    const hsize_t chunk[1] = {1};
+    H5Pset_chunk(dcpl.get(), 1, chunk);
+    H5Pset_deflate(dcpl.get(), 1);
+    Hdf5Handle set(
+        H5Dcreate2(g, "id", type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+    std::vector<char> raw(width * 7, '\0');
+    for (int i = 0; i < 7; ++i) raw[width * i] = static_cast<char>('a' + i);
+    ASSERT_GE(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), 0);
+    write_vlen_strings(g, "text", {"p", "q", "r", "s", "t", "u", "v"});
+  });
+  const auto docs = read_documents(path);
+  ASSERT_EQ(docs.size(), 7u);
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(docs[i].id, std::string(1, static_cast<char>('a' + i)));
+}
+
+// Found by fuzz_hdf5_input: libhdf5 itself crashes on this file (a corrupt local heap: memcpy
+// of (size_t)-1 bytes while looking up /documents). It is read in a child process, so the crash
+// is one InputError naming the file, and this process goes on.
+TEST(Hdf5Input, LibHdf5CrashingOnTheFileIsOneErrorNamingIt) {
+  const std::string path =
+      std::string(INFLLM_SOURCE_DIR) + "/tests/data/fuzz/hdf5_libhdf5_local_heap_crash.h5";
+  const std::string message = error_of(path, 512);
+  expect_names(message, {"libhdf5 crashed reading the file"});
+  EXPECT_EQ(message.rfind(path + ": ", 0), 0u) << message;
+  // And the process still reads files.
+  const auto good = two_token_documents("after_crash.h5");
+  EXPECT_EQ(read_documents(good, ReadOptions{512}).size(), 2u);
 }
 
 TEST(Hdf5Input, NotHdf5) {
