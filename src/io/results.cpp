@@ -52,26 +52,55 @@ json to_json(const ResultRecord& r) {
 }
 
 ResultRecord record_from_json(const json& j, const std::string& file, const std::string& where) {
+  // nlohmann's get<int>() of a float, or of an integer too large, converts without a check (a
+  // float out of range is undefined behaviour): integers are checked here.
+  const auto integer = [&](const json& v, const std::string& field, std::int64_t lo,
+                           std::int64_t hi) {
+    if (!v.is_number_integer()) throw InputError(file, where, field + " is not an integer");
+    const bool fits = v.is_number_unsigned()
+                          ? v.get<std::uint64_t>() <= std::uint64_t(hi)
+                          : v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
+    if (!fits) {
+      throw InputError(file, where,
+                       field + " " + v.dump() + " is outside [" + std::to_string(lo) + ", " +
+                           std::to_string(hi) + "]");
+    }
+    return v.get<std::int64_t>();
+  };
+  const auto integers = [&](const json& v, const std::string& field) {
+    if (!v.is_array()) throw InputError(file, where, field + " is not a list");
+    std::vector<std::int32_t> out;
+    out.reserve(v.size());
+    for (const auto& e : v) out.push_back(std::int32_t(integer(e, field, 0, INT32_MAX)));
+    return out;
+  };
+  const auto count = [&](const char* field) -> std::int64_t {
+    return j.contains(field) ? integer(j[field], field, 0, INT64_MAX) : 0;
+  };
   try {
     ResultRecord r;
     r.id = j.at("id").get<std::string>();
     r.status = j.at("status").get<std::string>();
     r.reason = j.value("reason", "");
     r.finish_reason = j.value("finish_reason", "");
-    r.tokens = j.at("tokens").get<std::vector<std::int32_t>>();
+    r.tokens = integers(j.at("tokens"), "tokens");
     r.text = j.value("text", "");
-    r.prompt_tokens = j.value("prompt_tokens", std::int64_t{0});
+    r.prompt_tokens = count("prompt_tokens");
     r.queue_s = j.value("queue_s", 0.0);
     r.first_token_s = j.value("first_token_s", 0.0);
     r.total_s = j.value("total_s", 0.0);
-    r.remote_blocks_max = j.value("remote_blocks_max", std::int64_t{0});
-    r.creditors = j.value("creditors", std::vector<std::int32_t>{});
-    r.preemptions = j.value("preemptions", 0);
+    r.remote_blocks_max = count("remote_blocks_max");
+    if (j.contains("creditors")) r.creditors = integers(j["creditors"], "creditors");
+    r.preemptions = j.contains("preemptions")
+                        ? static_cast<int>(integer(j["preemptions"], "preemptions", 0, INT32_MAX))
+                        : 0;
     if (j.contains("top_logprobs")) {
       for (const auto& per : j["top_logprobs"]) {
         std::vector<std::pair<std::int32_t, double>> top;
-        for (const auto& e : per)
-          top.emplace_back(e.at("token").get<std::int32_t>(), e.at("logprob").get<double>());
+        for (const auto& e : per) {
+          top.emplace_back(std::int32_t(integer(e.at("token"), "top_logprobs token", 0, INT32_MAX)),
+                           e.at("logprob").get<double>());
+        }
         r.top_logprobs.push_back(std::move(top));
       }
     }

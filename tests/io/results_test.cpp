@@ -200,6 +200,30 @@ TEST(ResultLog, DuplicateIdNamesTheLine) {
   }
 }
 
+// Found by fuzz_journal: a token written as a float beyond int (7.7e24) was converted to int
+// unchecked (UBSan: undefined behaviour). Integers of a record are checked: type and range.
+TEST(ResultLog, TokensThatAreNotInt32AreRefusedNamingTheField) {
+  const auto where_of = [](const std::string& name, const std::string& line) {
+    const auto path = (temp_dir() / name).string();
+    std::ofstream(path) << line << "\n";
+    try {
+      read_result_log(path, false);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string head = R"({"id":"a","status":"done",)";
+  std::string msg = where_of("float.jsonl", head + R"("tokens":[7777777777777777777777777,8]})");
+  EXPECT_NE(msg.find("line 1: tokens is not an integer"), std::string::npos) << msg;
+  msg = where_of("big.jsonl", head + R"("tokens":[1,4294967296]})");
+  EXPECT_NE(msg.find("tokens 4294967296 is outside [0, 2147483647]"), std::string::npos) << msg;
+  msg = where_of("negative.jsonl", head + R"("tokens":[-1]})");
+  EXPECT_NE(msg.find("tokens -1 is outside"), std::string::npos) << msg;
+  msg = where_of("preempt.jsonl", head + R"("tokens":[1],"preemptions":1e300})");
+  EXPECT_NE(msg.find("preemptions is not an integer"), std::string::npos) << msg;
+}
+
 TEST(JsonlSink, ResumeAppendsAfterTheEarlierRecords) {
   const auto path = (temp_dir() / "resume.jsonl").string();
   fs::remove(path);

@@ -120,6 +120,15 @@ TEST_F(SafetensorsTest, HeaderThatIsNotJsonIsAnError) {
   EXPECT_NE(open_error(write_raw("{not json", {})).find("not valid JSON"), std::string::npos);
 }
 
+// Found by fuzz_safetensors: a number beyond a double made nlohmann's parser throw
+// out_of_range, which escaped as an uncaught exception (terminate) instead of the file's error.
+TEST_F(SafetensorsTest, NumberBeyondADoubleIsAnError) {
+  const std::string header = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":5e555555}})";
+  const std::string msg = open_error(write_raw(header, std::vector<char>(4)));
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("number overflow"), std::string::npos) << msg;
+}
+
 TEST_F(SafetensorsTest, OffsetsOutOfRangeAreAnError) {
   const std::string header = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8000]}})";
   const std::string msg = open_error(write_raw(header, std::vector<char>(8)));

@@ -86,7 +86,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   try {
     j = json::parse(reinterpret_cast<const char*>(header.data()),
                     reinterpret_cast<const char*>(header.data()) + header.size());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw InputError(path, "header", std::string("is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw InputError(path, "header", "is not a JSON object");

@@ -233,7 +233,7 @@ std::vector<std::string> hf_safetensors_files(const std::string& dir) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_text(index.string()));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw InputError(index.string(), "", std::string("is not valid JSON: ") + e.what());
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
