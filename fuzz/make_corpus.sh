@@ -20,7 +20,8 @@ printf '{"id": "a", "tokens": [1, 2]}\n{"id": "b", "prompt": "x", "ignore_eos": 
 
 tmp=$(mktemp -d /tmp/infllm-make-corpus.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-h5pcc -o "$tmp/make_seeds" fuzz/make_seeds.c >/dev/null 2>&1
+# h5pcc leaves its object file in the working directory: build in the temporary folder.
+(cd "$tmp" && h5pcc -o make_seeds "$OLDPWD/fuzz/make_seeds.c" >/dev/null 2>&1)
 "$tmp/make_seeds" "$c/hdf5_input"
 
 # Result records as `generate` writes them, for the journal reader.
