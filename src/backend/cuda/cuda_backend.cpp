@@ -37,7 +37,7 @@ enum Table : int { kRows = 0, kPositions, kDests, kAttention, kNarrowActivations
 
 }  // namespace
 
-CudaBackend::CudaBackend(int device, GemmType weights) : device_(device), weight_type_(weights) {
+CudaBackend::CudaBackend(int device, GemmType weights) : weight_type_(weights), device_(device) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || device < 0 || device >= count) {
     (void)cudaGetLastError();
