@@ -20,33 +20,10 @@ import argparse
 import csv
 import math
 import os
-import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.path.join(REPO, ".venv-plot")
-MATPLOTLIB = "matplotlib==3.9.2"
-
-
-def ensure_matplotlib():
-    """Import matplotlib, or re-run this script inside .venv-plot where it is installed."""
-    try:
-        import matplotlib  # noqa: F401
-        return
-    except ImportError:
-        pass
-    if os.environ.get("INFLLM_PLOT_IN_VENV") == "1":
-        sys.exit(f"plot_scaling: matplotlib still missing inside {VENV}; remove it and run again")
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(python):
-        print(f"plot_scaling: creating {VENV} with {MATPLOTLIB} (once)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-    probe = subprocess.run([python, "-c", "import matplotlib"], capture_output=True)
-    if probe.returncode != 0:
-        subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        MATPLOTLIB], check=True)
-    env = dict(os.environ, INFLLM_PLOT_IN_VENV="1")
-    os.execve(python, [python, os.path.abspath(__file__)] + sys.argv[1:], env)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plot_env import ensure_matplotlib  # noqa: E402
 
 
 def number(text):
@@ -180,7 +157,7 @@ def main():
     out_dir = a.out_dir or os.path.dirname(os.path.abspath(a.csv))
     os.makedirs(out_dir, exist_ok=True)
 
-    ensure_matplotlib()
+    ensure_matplotlib(__file__, "plot_scaling")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
