@@ -309,7 +309,22 @@ TEST(TokenizerErrors, NormalizerIsRejected) {
 TEST(TokenizerErrors, WrongJsonTypeIsInputError) {
   json j = tiny_json();
   j["model"]["vocab"]["a"] = "zero";
-  expect_input_error(j, "malformed");
+  expect_input_error(j, "model.vocab, 'a': token id \"zero\" is not an integer");
+}
+
+// Found by fuzz_tokenizer_json: an added token's id 4e67 went through nlohmann's get<int>()
+// (UBSan: a float out of range converted to int). Every id is a checked integer, and one far
+// beyond any vocabulary is refused before it sizes the vocabulary table.
+TEST(TokenizerErrors, TokenIdsThatAreNotSmallIntegersAreNamed) {
+  json j = tiny_json();
+  j["added_tokens"] = json::parse(R"([{"id": 4e67, "content": "<x>", "special": true}])");
+  expect_input_error(j, "added_tokens: token id 4e+67 is not an integer");
+  j = tiny_json();
+  j["model"]["vocab"]["a"] = 2000000000;
+  expect_input_error(j, "model.vocab, 'a': token id 2000000000 outside [0, 16777215]");
+  j = tiny_json();
+  j["model"]["vocab"]["a"] = -1;
+  expect_input_error(j, "token id -1 outside");
 }
 
 TEST(TokenizerErrors, MissingAndInvalidFilesAreInputErrors) {

@@ -22,6 +22,24 @@ namespace {
 
 using nlohmann::json;
 
+// The largest token id a tokenizer may use: far above any real vocabulary (about 256K), and it
+// bounds the vocabulary table an id sizes. nlohmann's get<int>() converts a float, or an integer
+// too large, without a check (a float out of range is undefined behaviour), so ids go through
+// here.
+constexpr std::int64_t kMaxTokenId = (std::int64_t{1} << 24) - 1;
+
+TokenId token_id(const json& v, const std::string& source, const std::string& where) {
+  if (!v.is_number_integer()) {
+    throw InputError(source, where, "token id " + v.dump() + " is not an integer");
+  }
+  if (v.is_number_unsigned() ? v.get<std::uint64_t>() > std::uint64_t(kMaxTokenId)
+                             : (v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > kMaxTokenId)) {
+    throw InputError(source, where,
+                     "token id " + v.dump() + " outside [0, " + std::to_string(kMaxTokenId) + "]");
+  }
+  return static_cast<TokenId>(v.get<std::int64_t>());
+}
+
 std::string type_of(const json& j) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) return "";
   return j["type"].get<std::string>();
@@ -107,7 +125,8 @@ void parse_post_processor(const json& post, Tokenizer::Spec& spec, const std::st
     const std::string name = piece.at("SpecialToken").at("id").get<std::string>();
     const json& special = post.at("special_tokens").at(name);
     for (const auto& id : special.at("ids")) {
-      (after_sequence ? spec.suffix_ids : spec.prefix_ids).push_back(id.get<TokenId>());
+      (after_sequence ? spec.suffix_ids : spec.prefix_ids)
+          .push_back(token_id(id, source, "post_processor"));
     }
   }
   if (spec.prefix_ids.size() == 1) spec.bos_id = spec.prefix_ids[0];
@@ -216,8 +235,7 @@ Tokenizer::Spec spec_from_json(const json& root, const std::string& source) {
   const json& vocab = model.at("vocab");
   if (!vocab.is_object()) throw InputError(source, "model.vocab", "expected an object");
   for (const auto& [text, id_json] : vocab.items()) {
-    const auto id = id_json.get<TokenId>();
-    if (id < 0) throw InputError(source, "model.vocab", "negative id for '" + text + "'");
+    const TokenId id = token_id(id_json, source, "model.vocab, '" + text + "'");
     if (static_cast<std::size_t>(id) >= spec.vocab.size()) spec.vocab.resize(id + 1);
     if (!spec.vocab[id].empty()) {
       throw InputError(source, "model.vocab", "id " + std::to_string(id) + " used twice");
@@ -228,13 +246,13 @@ Tokenizer::Spec spec_from_json(const json& root, const std::string& source) {
   spec.ignore_merges = flag(model, "ignore_merges", false);
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const auto it = vocab.find(model["unk_token"].get<std::string>());
-    if (it != vocab.end()) spec.unknown_id = it->get<TokenId>();
+    if (it != vocab.end()) spec.unknown_id = token_id(*it, source, "model.unk_token");
   }
   if (root.contains("added_tokens")) {
     for (const auto& a : root["added_tokens"]) {
-      spec.added.push_back({a.at("id").get<TokenId>(), a.at("content").get<std::string>(),
-                            flag(a, "special", false), flag(a, "lstrip", false),
-                            flag(a, "rstrip", false)});
+      spec.added.push_back({token_id(a.at("id"), source, "added_tokens"),
+                            a.at("content").get<std::string>(), flag(a, "special", false),
+                            flag(a, "lstrip", false), flag(a, "rstrip", false)});
     }
   }
   if (!sentencepiece) {
