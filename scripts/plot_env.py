@@ -1,10 +1,13 @@
-"""plot_env.py: matplotlib for the project's plotting scripts (plot_scaling.py, plot_simulate.py).
+"""plot_env.py: what the project's plotting scripts (plot_scaling.py, plot_simulate.py) share:
+matplotlib, and reading their CSV.
 
 When this Python lacks matplotlib, ensure_matplotlib makes a virtualenv .venv-plot at the
 repository root (python3 -m venv; matplotlib from PyPI, pinned) and runs the calling script
 again there, with the same arguments.
 """
 
+import csv
+import math
 import os
 import subprocess
 import sys
@@ -33,3 +36,25 @@ def ensure_matplotlib(script, name):
                         MATPLOTLIB], check=True)
     env = dict(os.environ, INFLLM_PLOT_IN_VENV="1")
     os.execve(python, [python, os.path.abspath(script)] + sys.argv[1:], env)
+
+
+def number(text):
+    """A CSV cell as a finite float, or None (empty, not a number, infinite)."""
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def read_rows(path, required, name, what):
+    """The CSV's rows; exits naming the file when it has none or lacks a `required` column.
+    `name` is the script's, `what` says which tool writes such a CSV."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        sys.exit(f"{name}: {path} has no rows")
+    for column in required:
+        if column not in rows[0]:
+            sys.exit(f"{name}: {path} has no '{column}' column (not {what}?)")
+    return rows

@@ -17,32 +17,16 @@ Runs that failed (empty cells) are left out of the lines, not plotted as zero.
 """
 
 import argparse
-import csv
-import math
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot_env import ensure_matplotlib  # noqa: E402
+from plot_env import ensure_matplotlib, number, read_rows  # noqa: E402
 
 
-def number(text):
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def read_rows(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        sys.exit(f"plot_scaling: {path} has no runs")
-    for column in ("experiment", "policy", "ranks"):
-        if column not in rows[0]:
-            sys.exit(f"plot_scaling: {path} has no '{column}' column (not a jobs/scaling.sh CSV?)")
-    return rows
+def read_rows_of(path):
+    return read_rows(path, ("experiment", "policy", "ranks"), "plot_scaling",
+                     "a jobs/scaling.sh CSV")
 
 
 def series(rows, experiment, policy, column):
@@ -153,7 +137,7 @@ def main():
     a = p.parse_args()
     if not os.path.isfile(a.csv):
         sys.exit(f"plot_scaling: {a.csv}: no such file (jobs/scaling.sh collect writes it)")
-    rows = read_rows(a.csv)
+    rows = read_rows_of(a.csv)
     out_dir = a.out_dir or os.path.dirname(os.path.abspath(a.csv))
     os.makedirs(out_dir, exist_ok=True)
 

@@ -17,36 +17,19 @@ partial_GB`; a CSV without them is refused by name.
 """
 
 import argparse
-import csv
-import math
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot_env import ensure_matplotlib  # noqa: E402
+from plot_env import ensure_matplotlib, number, read_rows  # noqa: E402
 
 NAME = "plot_simulate"
 REQUIRED = ("instances", "policy", "tok_per_s", "longest")
 BYTES = ("push_GB", "pull_GB", "query_GB", "partial_GB")
 
 
-def number(text):
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def read_rows(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        sys.exit(f"{NAME}: {path} has no rows")
-    for column in REQUIRED:
-        if column not in rows[0]:
-            sys.exit(f"{NAME}: {path} has no '{column}' column (not an `infllm simulate --csv` file?)")
-    return rows
+def read_rows_of(path):
+    return read_rows(path, REQUIRED, NAME, "an `infllm simulate --csv` file")
 
 
 def series(rows, policy, column):
@@ -64,7 +47,7 @@ def main():
     a = p.parse_args()
     if not os.path.isfile(a.csv):
         sys.exit(f"{NAME}: {a.csv}: no such file (`infllm simulate --csv FILE` writes it)")
-    rows = read_rows(a.csv)
+    rows = read_rows_of(a.csv)
     out_dir = a.out_dir or os.path.dirname(os.path.abspath(a.csv))
     os.makedirs(out_dir, exist_ok=True)
     ensure_matplotlib(__file__, NAME)
