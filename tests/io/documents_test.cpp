@@ -336,8 +336,8 @@ TEST(Hdf5Input, EntryShorterThanItsHeapObjectIsRefused) {
 TEST(Hdf5Input, EmptyEntryPointingToAnObjectIsRefused) {
   const auto path = two_token_documents("empty_entry.h5");
   patch_entry(path, "tokens", 0, 0, 0);
-  expect_names(error_of(path, 512), {"/documents/tokens, index 0", "declares 0 elements",
-                                     "heap object holds 12 bytes"});
+  expect_names(error_of(path, 512),
+               {"/documents/tokens, index 0", "declares 0 elements", "heap object holds 12 bytes"});
   // An empty list as libhdf5 writes it is an empty prompt, not a corrupt file.
   const auto written = make_h5("empty_list.h5", [](hid_t g) {
     write_vlen_strings(g, "id", {"a", "b"});
