@@ -527,6 +527,19 @@ TEST_F(Engine, BadInputOnEveryRankExitsTwoWithOneMessage) {
   EXPECT_FALSE(fs::exists(path("never.jsonl")));
 }
 
+// An HDF5 input that crashes libhdf5 (tests/data/fuzz/) is read in a child process on every
+// rank: the job ends exit 2 with the file named, nothing written. With Open MPI's inherited
+// crash handler the child hung on malloc's lock (the heap libhdf5 had corrupted), and so did
+// the job; the child now dies at once.
+TEST_F(Engine, HdfInputThatCrashesLibHdf5EndsTheJobExitTwo) {
+  const std::string in =
+      std::string(INFLLM_SOURCE_DIR) + "/tests/data/fuzz/hdf5_libhdf5_local_heap_crash.h5";
+  const auto r = mpi_infllm(2, common(in, path("never.jsonl")));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("libhdf5 crashed reading the file"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(path("never.jsonl")));
+}
+
 // An existing output is refused by rank 0 alone; every rank still exits 2.
 TEST_F(Engine, ExistingOutputRefusedOnRankZeroEndsEveryRank) {
   const auto in = write("tiny.jsonl", doc("t", 20, 2, 1));
